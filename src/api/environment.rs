@@ -1,0 +1,191 @@
+//! The `Environment` kind: one gitops target (repository, branch, folder) and the policy for
+//! what Releases may put there.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{Conditioned, LocalObjectRef, NamespacedObjectRef};
+
+/// Spec of an Environment: where Tumbler writes and who applies it.
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "tumbler.dev",
+    version = "v1alpha1",
+    kind = "Environment",
+    namespaced,
+    status = "EnvironmentStatus",
+    shortname = "env",
+    shortname = "tenv",
+    category = "tumbler",
+    printcolumn = r#"{"name":"URL","type":"string","jsonPath":".spec.repository.url"}"#,
+    printcolumn = r#"{"name":"Branch","type":"string","jsonPath":".spec.repository.branch"}"#,
+    printcolumn = r#"{"name":"Path","type":"string","jsonPath":".spec.repository.path"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Head","type":"string","priority":1,"jsonPath":".status.headShort"}"#,
+    printcolumn = r#"{"name":"Releases","type":"integer","priority":1,"jsonPath":".status.releases"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvironmentSpec {
+    /// The gitops repository, branch and folder Tumbler writes to.
+    pub repository: RepositorySpec,
+    /// How Tumbler's commits are signed off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<CommitSpec>,
+    /// The Flux objects that apply `repository.path`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flux: Option<FluxSpec>,
+    /// Default namespace for the apps of this Environment; defaults to the Environment's own
+    /// namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    pub target_namespace: Option<String>,
+    /// What Releases may put into this Environment.
+    #[serde(default)]
+    pub policy: PolicySpec,
+    /// Stop writing to the repository; Releases wait with `Reconciling` until resumed.
+    #[serde(default)]
+    pub suspend: bool,
+    /// How many applied versions each Release keeps in `status.history`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100))]
+    pub history_limit: Option<u32>,
+}
+
+/// The gitops repository.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RepositorySpec {
+    /// `https://`, `ssh://` or (tests and local use) `http://` and `file://` URL of the repository.
+    #[schemars(
+        regex(pattern = r"^(https|http|ssh|file)://[^\s]+$"),
+        length(max = 2048)
+    )]
+    pub url: String,
+    /// Branch Tumbler commits to.
+    #[serde(default = "default_branch")]
+    #[schemars(regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9._/-]*$"), length(max = 255))]
+    pub branch: String,
+    /// Folder inside the repository that holds this Environment's apps. No leading `/`, no
+    /// `.` or `..` segments.
+    #[schemars(
+        regex(pattern = r"^[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*$"),
+        length(max = 512)
+    )]
+    pub path: String,
+    /// A Secret in the Environment's namespace holding `username`/`password` (HTTPS token) or
+    /// `identity`/`known_hosts` (SSH deploy key). Not needed for `file://` and open repos.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<LocalObjectRef>,
+}
+
+fn default_branch() -> String {
+    "main".to_string()
+}
+
+/// Commit settings.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CommitSpec {
+    /// Author and committer of Tumbler's commits.
+    pub author: CommitAuthor,
+}
+
+/// A git identity.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CommitAuthor {
+    #[schemars(length(min = 1, max = 256))]
+    pub name: String,
+    #[schemars(regex(pattern = r"^[^@\s]+@[^@\s]+$"), length(max = 256))]
+    pub email: String,
+}
+
+impl Default for CommitAuthor {
+    fn default() -> Self {
+        CommitAuthor {
+            name: "Tumbler".into(),
+            email: "tumbler@tumbler.dev".into(),
+        }
+    }
+}
+
+/// The Flux objects that apply this Environment's folder.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FluxSpec {
+    /// Flux Kustomizations (kustomize.toolkit.fluxcd.io/v1) that apply `repository.path`.
+    #[serde(default)]
+    pub kustomizations: Vec<NamespacedObjectRef>,
+    /// The Flux GitRepository those Kustomizations read; Tumbler asks it to fetch right after a
+    /// push. Defaults to the source of the first Kustomization.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git_repository: Option<NamespacedObjectRef>,
+    /// Write one Flux Kustomization per app so that each app is applied and reported on its own.
+    #[serde(default)]
+    pub per_app: bool,
+}
+
+/// What Releases may put into an Environment.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicySpec {
+    /// Allow cluster-scoped objects (ClusterRole, Namespace, CRDs...). Default: refused.
+    #[serde(default)]
+    pub allow_cluster_scoped: bool,
+    /// Kinds Releases may render (`Kind` or `Kind.group`, e.g. `Deployment`,
+    /// `HelmRelease.helm.toolkit.fluxcd.io`). Empty: every namespaced kind.
+    #[serde(default)]
+    pub allowed_kinds: Vec<String>,
+}
+
+/// Observed state of an Environment.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvironmentStatus {
+    /// `Ready` (repository reachable, branch present), `Reconciling`, `Stalled`.
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+    /// The generation this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Commit at the head of the branch, as last seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head: Option<String>,
+    /// First 8 characters of `head`, for printer columns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_short: Option<String>,
+    /// Releases that name this Environment.
+    #[serde(default)]
+    pub releases: u32,
+}
+
+impl Conditioned for Environment {
+    fn conditions(&self) -> &[Condition] {
+        self.status
+            .as_ref()
+            .map(|s| s.conditions.as_slice())
+            .unwrap_or(&[])
+    }
+}
+
+impl Environment {
+    /// The namespace apps go to when a Release names none.
+    pub fn default_app_namespace(&self) -> Option<&str> {
+        self.spec
+            .target_namespace
+            .as_deref()
+            .or(self.metadata.namespace.as_deref())
+    }
+
+    /// The commit author, with the default filled in.
+    pub fn author(&self) -> CommitAuthor {
+        self.spec
+            .commit
+            .as_ref()
+            .map(|c| c.author.clone())
+            .unwrap_or_default()
+    }
+}

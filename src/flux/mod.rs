@@ -1,0 +1,1 @@
+//! The few Flux types Tumbler reads, with only the fields it needs.
