@@ -1,0 +1,50 @@
+# Tumbler's task runner. `make run` and `make test` do all the set-up on a fresh machine.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+CARGO ?= cargo
+E2E := e2e
+
+.PHONY: help deps build release crds fmt lint unit check-crds e2e test cluster-up cluster-down run bench clean
+
+help: ## List the targets.
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
+
+deps: ## Install missing Debian packages and Rust components.
+	@scripts/deps.sh
+
+build: deps ## Build the tumbler binary (debug).
+	$(CARGO) build --locked
+
+release: deps ## Build the release binary (target/release/tumbler).
+	$(CARGO) build --locked --release
+
+crds: ## Regenerate crds/ from the Rust types.
+	$(CARGO) run --quiet --locked -- crds --out crds
+
+fmt: ## Format the code.
+	$(CARGO) fmt
+
+lint: deps ## rustfmt check and clippy with warnings as errors.
+	$(CARGO) fmt --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+unit: deps ## Unit tests and the API tests (serde, schemas, CRD drift); no cluster needed.
+	$(CARGO) test --locked
+
+check-crds: ## Fail when crds/ differs from what `tumbler crds` generates.
+	$(CARGO) test --locked --test api committed_crds_match_the_generated_ones
+
+e2e: deps ## End-to-end suite against the local control plane (built from source, cached).
+	$(E2E)/with-cluster.sh $(E2E)/run.sh
+
+test: lint unit e2e ## Everything CI runs: lint, unit tests, CRD drift, end-to-end suite.
+
+cluster-up: deps ## Start etcd, kube-apiserver, Flux and a git server on loopback.
+	$(E2E)/cluster.sh up
+
+cluster-down: ## Stop everything cluster-up started.
+	$(E2E)/cluster.sh down
+
+clean: cluster-down ## Remove build output and the local control plane state.
+	$(CARGO) clean
+	rm -rf .tumbler-dev

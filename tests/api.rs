@@ -1,0 +1,211 @@
+//! API checks that need no cluster: the samples round-trip through the Rust types, the CRD
+//! schemas accept the samples and reject the invalid fixtures naming the field, and `crds/`
+//! is what `tumbler crds` generates. The CEL rules are checked against a real API server by
+//! the end-to-end suite (`e2e/api/validation.sh`).
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use tumbler::api::{Environment, Release};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn yaml_file(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn samples() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("config/samples"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn schema_of(kind: &str) -> Value {
+    let crd = tumbler::api::crds()
+        .into_iter()
+        .find(|c| c.spec.names.kind == kind)
+        .unwrap_or_else(|| panic!("no CRD for {kind}"));
+    let version = &crd.spec.versions[0];
+    let schema = version
+        .schema
+        .as_ref()
+        .unwrap()
+        .open_api_v3_schema
+        .as_ref()
+        .unwrap();
+    serde_json::to_value(schema).unwrap()
+}
+
+/// Errors of the structural schema (patterns, enums, ranges, required fields) as
+/// `field.path: message`, the way the API server names them.
+fn schema_errors(doc: &Value) -> Vec<String> {
+    let kind = doc["kind"].as_str().expect("kind");
+    let validator = jsonschema::validator_for(&schema_of(kind)).expect("schema compiles");
+    validator
+        .iter_errors(doc)
+        .map(|e| {
+            let path = e.instance_path().to_string();
+            let field = path
+                .trim_start_matches('/')
+                .split('/')
+                .map(|seg| match seg.parse::<usize>() {
+                    Ok(i) => format!("[{i}]"),
+                    Err(_) => format!(".{seg}"),
+                })
+                .collect::<String>()
+                .replace(".[", "[")
+                .trim_start_matches('.')
+                .to_string();
+            format!("{field}: {e}")
+        })
+        .collect()
+}
+
+/// The first place where `written` has something that `read_back` lacks or changed.
+fn first_difference(written: &Value, read_back: &Value, at: String) -> Option<String> {
+    match (written, read_back) {
+        (Value::Object(a), Value::Object(b)) => a.iter().find_map(|(k, v)| match b.get(k) {
+            Some(w) => first_difference(v, w, format!("{at}.{k}")),
+            None => Some(format!("{at}.{k} was dropped")),
+        }),
+        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => a
+            .iter()
+            .zip(b)
+            .enumerate()
+            .find_map(|(i, (v, w))| first_difference(v, w, format!("{at}[{i}]"))),
+        _ if written == read_back => None,
+        _ => Some(format!("{at}: wrote {written}, read back {read_back}")),
+    }
+}
+
+#[test]
+fn samples_round_trip_through_the_rust_types() {
+    let files = samples();
+    assert!(
+        files.len() >= 4,
+        "expected an Environment and three Releases, found {files:?}"
+    );
+    let mut kinds = vec![];
+    for path in files {
+        let doc = yaml_file(&path);
+        let back = match doc["kind"].as_str() {
+            Some("Environment") => {
+                let env: Environment = serde_json::from_value(doc.clone()).unwrap();
+                serde_json::to_value(&env).unwrap()
+            }
+            Some("Release") => {
+                let rel: Release = serde_json::from_value(doc.clone()).unwrap();
+                kinds.push(rel.source_kind());
+                serde_json::to_value(&rel).unwrap()
+            }
+            other => panic!("{}: unexpected kind {other:?}", path.display()),
+        };
+        // Nothing written is lost or changed; defaults may be added.
+        if let Some(lost) = first_difference(&doc, &back, String::new()) {
+            panic!("{} does not round-trip: {lost}", path.display());
+        }
+    }
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        ["helm", "manifests", "template"],
+        "one sample per source kind"
+    );
+}
+
+#[test]
+fn schemas_accept_every_sample() {
+    for path in samples() {
+        let errors = schema_errors(&yaml_file(&path));
+        assert!(errors.is_empty(), "{} rejected: {errors:?}", path.display());
+    }
+}
+
+#[test]
+fn schemas_reject_invalid_fixtures_naming_the_field() {
+    let dir = root().join("tests/fixtures/invalid");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let expect = text
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("# expect: "))
+            .unwrap_or_else(|| panic!("{}: first line must be `# expect: ...`", path.display()));
+        // Fixtures whose expectation is a CEL message are checked by the API server itself
+        // in the end-to-end suite; the structural ones must name their field here.
+        if !expect.starts_with("spec.") {
+            continue;
+        }
+        let errors = schema_errors(&serde_saphyr::from_str(&text).unwrap());
+        assert!(
+            errors.iter().any(|e| names_field(e, expect)),
+            "{}: expected an error on {expect}, got {errors:?}",
+            path.display()
+        );
+        checked += 1;
+    }
+    assert!(checked >= 6, "only {checked} structural fixtures checked");
+}
+
+/// Whether an error names `field`: directly, or as a required property of its parent.
+fn names_field(error: &str, field: &str) -> bool {
+    if error.starts_with(&format!("{field}:")) {
+        return true;
+    }
+    let (parent, last) = field.rsplit_once('.').unwrap_or(("", field));
+    error.starts_with(&format!("{parent}:")) && error.contains(&format!("\"{last}\" is a required"))
+}
+
+#[test]
+fn committed_crds_match_the_generated_ones() {
+    for (file, body) in tumbler::api::crds_yaml().unwrap() {
+        let path = root().join("crds").join(&file);
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == body,
+            "crds/{file} is stale: run `make crds` and commit the result"
+        );
+    }
+}
+
+#[test]
+fn crds_are_namespaced_with_status_and_short_names_that_do_not_clash() {
+    let builtin = [
+        "cm", "cs", "ds", "deploy", "ep", "ev", "hpa", "ing", "ns", "no", "pvc", "pv", "po", "pdb",
+        "rs", "rc", "quota", "sa", "svc", "crd", "netpol", "pc", "sc", "sts", "limits", "csr",
+    ];
+    for crd in tumbler::api::crds() {
+        assert_eq!(crd.spec.scope, "Namespaced");
+        assert_eq!(
+            crd.spec.names.categories.as_deref(),
+            Some(&["tumbler".to_string()][..])
+        );
+        for short in crd.spec.names.short_names.clone().unwrap_or_default() {
+            assert!(
+                !builtin.contains(&short.as_str()),
+                "short name {short} clashes"
+            );
+        }
+        let v = &crd.spec.versions[0];
+        assert!(
+            v.subresources
+                .as_ref()
+                .and_then(|s| s.status.as_ref())
+                .is_some()
+        );
+        assert!(
+            v.additional_printer_columns
+                .as_ref()
+                .is_some_and(|c| c.len() >= 5)
+        );
+    }
+}
