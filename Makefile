@@ -26,7 +26,7 @@ fmt: ## Format the code.
 
 lint: deps ## rustfmt check and clippy with warnings as errors.
 	$(CARGO) fmt --check
-	$(CARGO) clippy --locked --all-targets -- -D warnings
+	$(CARGO) clippy --locked --all-targets --features e2e -- -D warnings
 
 unit: deps ## Unit tests and the API tests (serde, schemas, CRD drift); no cluster needed.
 	$(CARGO) test --locked
@@ -44,6 +44,9 @@ cluster-up: deps ## Start etcd, kube-apiserver, Flux and a git server on loopbac
 
 cluster-down: ## Stop everything cluster-up started.
 	$(E2E)/cluster.sh down
+
+run: deps ## The walkthrough: local control plane, a gitops repo, samples, the controller, Ready.
+	hack/run.sh
 
 clean: cluster-down ## Remove build output and the local control plane state.
 	$(CARGO) clean

@@ -20,6 +20,10 @@ pub enum Error {
     NotImplemented(&'static str),
     #[error("serialising YAML: {0}")]
     Yaml(#[from] serde_saphyr::ser::Error),
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Controller(#[from] controller::Error),
     #[error("{path}: {source}")]
     Io {
         path: String,

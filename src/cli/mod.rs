@@ -25,7 +25,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the Environment and Release controllers against the current kubeconfig.
-    Controller,
+    Controller(ControllerArgs),
     /// Render a Release locally and print (or write) exactly what the controller would commit.
     Render {
         /// The Release manifest (YAML).
@@ -60,11 +60,121 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             println!("tumbler {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)
         }
-        Command::Controller => not_built("tumbler controller"),
+        Command::Controller(args) => controller(args).map(|_| ExitCode::SUCCESS),
         Command::Render { .. } => not_built("tumbler render"),
         Command::Log => not_built("tumbler log"),
         Command::Rollback => not_built("tumbler rollback"),
     }
+}
+
+/// Options of `tumbler controller`; each has an environment-variable fallback.
+#[derive(Debug, clap::Args)]
+pub struct ControllerArgs {
+    /// Folder of the cached clones.
+    #[arg(long, env = "TUMBLER_CACHE_DIR", default_value = "/tmp/tumbler-cache")]
+    pub cache_dir: PathBuf,
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, env = "TUMBLER_WATCH_NAMESPACE")]
+    pub watch_namespace: Option<String>,
+    /// Reconciles at once per kind.
+    #[arg(long, env = "TUMBLER_CONCURRENCY", default_value_t = 8)]
+    pub concurrency: u16,
+    /// Log format: `json` (in clusters) or `text` (local runs).
+    #[arg(long, env = "TUMBLER_LOG_FORMAT", default_value = "json")]
+    pub log_format: LogFormat,
+    /// Log filter, as RUST_LOG.
+    #[arg(long, env = "TUMBLER_LOG", default_value = "info,kube=warn")]
+    pub log: String,
+    /// Do not ask Flux to reconcile right after a push.
+    #[arg(long, env = "TUMBLER_NO_FLUX_NUDGE")]
+    pub no_flux_nudge: bool,
+    /// Address of the admin server (`/metrics`, `/healthz`, `/readyz`); `off` disables it.
+    #[arg(long, env = "TUMBLER_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    pub metrics_addr: String,
+    /// Run only while holding a coordination.k8s.io Lease (for more than one replica).
+    #[arg(long, env = "TUMBLER_LEADER_ELECTION")]
+    pub leader_election: bool,
+    /// Namespace of the Lease; defaults to POD_NAMESPACE, then `default`.
+    #[arg(long, env = "TUMBLER_LEADER_ELECTION_NAMESPACE")]
+    pub leader_election_namespace: Option<String>,
+    /// Name of the Lease.
+    #[arg(long, env = "TUMBLER_LEASE_NAME", default_value = "tumbler-leader")]
+    pub lease_name: String,
+    /// Seconds the Lease is valid without renewal: the hand-over time when a leader dies.
+    #[arg(long, env = "TUMBLER_LEASE_SECONDS", default_value_t = 15)]
+    pub lease_seconds: u64,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+/// Sets up tracing: JSON with the current span's fields (the object's namespace and name)
+/// on every line, or text for people.
+pub fn init_logging(format: LogFormat, filter: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+fn controller(args: ControllerArgs) -> Result<()> {
+    init_logging(args.log_format, &args.log);
+    let runtime = tokio::runtime::Runtime::new().map_err(|source| Error::Io {
+        path: "tokio runtime".into(),
+        source,
+    })?;
+    runtime.block_on(async move {
+        let client = kube::Client::try_default()
+            .await
+            .map_err(|e| Error::Controller(e.into()))?;
+        let config = crate::controller::Config {
+            cache_dir: args.cache_dir,
+            namespace: args.watch_namespace,
+            concurrency: args.concurrency,
+            reporter: "tumbler".into(),
+            nudge_flux: !args.no_flux_nudge,
+            admin_addr: if args.metrics_addr == "off" {
+                None
+            } else {
+                Some(args.metrics_addr.parse().map_err(|e| {
+                    Error::Usage(format!("--metrics-addr {}: {e}", args.metrics_addr))
+                })?)
+            },
+            leader_election: args
+                .leader_election
+                .then(|| crate::controller::LeaderElection {
+                    namespace: args
+                        .leader_election_namespace
+                        .clone()
+                        .or_else(|| std::env::var("POD_NAMESPACE").ok())
+                        .unwrap_or_else(|| "default".into()),
+                    lease_name: args.lease_name.clone(),
+                    identity: std::env::var("POD_NAME").unwrap_or_else(|_| {
+                        format!(
+                            "{}-{}",
+                            std::env::var("HOSTNAME").unwrap_or_else(|_| "tumbler".into()),
+                            std::process::id()
+                        )
+                    }),
+                    lease_seconds: args.lease_seconds,
+                }),
+        };
+        crate::controller::run(client, config)
+            .await
+            .map_err(Error::Controller)
+    })
 }
 
 fn not_built(what: &'static str) -> Result<ExitCode> {

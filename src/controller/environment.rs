@@ -1,0 +1,190 @@
+//! The Environment reconciler: is the repository reachable, does the branch exist, what is
+//! its head; and an Environment stays while Releases still use it.
+
+use std::sync::Arc;
+
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+use tracing::{Instrument, info_span, warn};
+
+use crate::api::{Environment, EnvironmentStatus};
+use crate::gitops::RepoKey;
+
+use super::context::{Context, RESYNC};
+use super::status::{Summary, key, now, summarise, transition_event, type_meta};
+use super::{Error, FINALIZER, MANAGER};
+
+pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let ns = env.namespace().unwrap_or_default();
+    let _timer = ctx.metrics.reconcile("Environment");
+    let span = info_span!("environment", namespace = %ns, name = %env.name_any());
+    let api = ctx.environments_api(&ns);
+    async move {
+        finalizer(&api, FINALIZER, env, |event| async {
+            match event {
+                FinalizerEvent::Apply(env) => apply(env, &ctx).await,
+                FinalizerEvent::Cleanup(env) => cleanup(env, &ctx).await,
+            }
+        })
+        .await
+        .map_err(|e| match e {
+            kube::runtime::finalizer::Error::ApplyFailed(e)
+            | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
+            other => Error::Finalizer(other.to_string()),
+        })
+    }
+    .instrument(span)
+    .await
+}
+
+pub fn error_policy(env: Arc<Environment>, err: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.error("Environment", err.reason());
+    warn!(namespace = %env.namespace().unwrap_or_default(), name = %env.name_any(), reason = err.reason(), error = %err, "reconcile failed");
+    Action::requeue(ctx.backoff(&key(&*env)))
+}
+
+/// Releases in the Environment's namespace that name it.
+fn users(ctx: &Context, env: &Environment) -> Vec<String> {
+    let ns = env.namespace();
+    let mut names: Vec<String> = ctx
+        .releases
+        .state()
+        .into_iter()
+        .filter(|r| r.namespace() == ns && r.spec.environment == env.name_any())
+        .map(|r| r.name_any())
+        .collect();
+    names.sort();
+    names
+}
+
+async fn apply(env: Arc<Environment>, ctx: &Context) -> Result<Action, Error> {
+    let object_key = key(&*env);
+    let old = env.status.clone().unwrap_or_default();
+    let mut st = old.clone();
+    let now = now();
+    st.releases = users(ctx, &env).len() as u32;
+
+    let repo = RepoKey {
+        url: env.spec.repository.url.clone(),
+        branch: env.spec.repository.branch.clone(),
+    };
+    let (summary, requeue) = if env.spec.suspend {
+        (
+            Summary::Progressing {
+                reason: "Suspended",
+                message: "spec.suspend is true: Tumbler does not write to this repository".into(),
+            },
+            RESYNC,
+        )
+    } else {
+        let probe = match super::release::credentials(ctx, &env).await {
+            Ok(creds) => ctx
+                .writer
+                .probe(repo.clone(), creds)
+                .await
+                .map_err(Error::from),
+            Err(e) => Err(e),
+        };
+        match probe {
+            Ok(head) => {
+                ctx.succeeded(&object_key);
+                st.head_short = Some(head.chars().take(8).collect());
+                let message = format!(
+                    "branch {} at {}",
+                    repo.branch,
+                    st.head_short.clone().unwrap_or_default()
+                );
+                st.head = Some(head);
+                (
+                    Summary::Ready {
+                        reason: "RepositoryReady",
+                        message,
+                    },
+                    RESYNC,
+                )
+            }
+            Err(Error::Kube(e)) => return Err(Error::Kube(e)),
+            Err(err) => {
+                let requeue = ctx.backoff(&object_key);
+                let message = err.to_string();
+                if err.stalled() {
+                    (
+                        Summary::Stalled {
+                            reason: err.reason(),
+                            message,
+                        },
+                        requeue,
+                    )
+                } else {
+                    (
+                        Summary::Progressing {
+                            reason: err.reason(),
+                            message,
+                        },
+                        requeue,
+                    )
+                }
+            }
+        }
+    };
+    summarise(&mut st.conditions, &summary, env.metadata.generation, &now);
+    st.observed_generation = env.metadata.generation;
+    write_status(ctx, &env, &old, st).await?;
+    Ok(Action::requeue(requeue))
+}
+
+/// An Environment with Releases stays (and says so) until they are gone, so that each
+/// Release can still remove its app folder from git on deletion.
+async fn cleanup(env: Arc<Environment>, ctx: &Context) -> Result<Action, Error> {
+    let users = users(ctx, &env);
+    if users.is_empty() {
+        return Ok(Action::await_change());
+    }
+    let old = env.status.clone().unwrap_or_default();
+    let mut st = old.clone();
+    let message = format!(
+        "deletion waits for {} Release(s) that use this Environment: {}; delete them first",
+        users.len(),
+        users.join(", ")
+    );
+    summarise(
+        &mut st.conditions,
+        &Summary::Progressing {
+            reason: "DeletionBlocked",
+            message: message.clone(),
+        },
+        env.metadata.generation,
+        &now(),
+    );
+    write_status(ctx, &env, &old, st).await?;
+    Err(Error::Finalizer(message))
+}
+
+async fn write_status(
+    ctx: &Context,
+    env: &Environment,
+    old: &EnvironmentStatus,
+    new: EnvironmentStatus,
+) -> Result<(), Error> {
+    if let Some(event) = transition_event(&old.conditions, &new.conditions, "Reconcile")
+        && let Err(e) = ctx.recorder.publish(&event, &env.object_ref(&())).await
+    {
+        warn!(error = %e, "could not publish event");
+    }
+    if *old == new {
+        return Ok(());
+    }
+    let (api_version, kind) = type_meta::<Environment>();
+    let body = json!({"apiVersion": api_version, "kind": kind, "status": new});
+    ctx.environments_api(&env.namespace().unwrap_or_default())
+        .patch_status(
+            &env.name_any(),
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await?;
+    Ok(())
+}

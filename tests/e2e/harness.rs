@@ -1,0 +1,422 @@
+//! The end-to-end harness: each test gets a fresh labelled namespace, its own repositories
+//! on the local git server, and its own controller process watching only that namespace.
+//! Needs the local control plane (`make cluster-up`, or `e2e/with-cluster.sh`): without it
+//! every test fails, naming what is missing; none is skipped.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Event, Namespace, Secret};
+use kube::Client;
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use serde_json::json;
+use tumbler::api::{Environment, Release};
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A variable the harness exports in `.tumbler-dev/env`.
+pub fn harness_var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: start the local control plane (`make cluster-up`) and `source .tumbler-dev/env`, or run `make e2e`")
+    })
+}
+
+pub struct Scenario {
+    pub client: Client,
+    pub ns: String,
+    controller: Option<Child>,
+    pub log: PathBuf,
+    cache: PathBuf,
+}
+
+impl Scenario {
+    /// A namespace `e2e-<name>-<suffix>` and a controller watching it.
+    pub async fn new(name: &str) -> Scenario {
+        let _ = harness_var("KUBECONFIG");
+        let client = Client::try_default()
+            .await
+            .expect("kube client from KUBECONFIG");
+        let suffix = format!(
+            "{:x}",
+            std::process::id() as u64 ^ Instant::now().elapsed().as_nanos() as u64 ^ rand_u64()
+        );
+        let ns = format!("e2e-{name}-{}", &suffix[suffix.len().saturating_sub(5)..]);
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        let body: Namespace = serde_json::from_value(json!({
+            "metadata": {"name": ns, "labels": {"tumbler.dev/e2e": "true"}}
+        }))
+        .unwrap();
+        namespaces
+            .create(&PostParams::default(), &body)
+            .await
+            .expect("create namespace");
+        let logs = repo_root().join(".tumbler-dev/logs");
+        std::fs::create_dir_all(&logs).unwrap();
+        let cache = std::env::temp_dir().join(format!("tumbler-e2e-cache-{ns}"));
+        let mut s = Scenario {
+            client,
+            log: logs.join(format!("controller-{ns}.log")),
+            ns,
+            controller: None,
+            cache,
+        };
+        s.start_controller();
+        s
+    }
+
+    /// Starts (or restarts) the controller process for this namespace.
+    pub fn start_controller(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_tumbler"))
+            .args([
+                "controller",
+                "--watch-namespace",
+                &self.ns,
+                "--log-format",
+                "text",
+                "--cache-dir",
+            ])
+            .arg(&self.cache)
+            .env("TUMBLER_LOG", "info,tumbler=debug,kube=warn")
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("start tumbler controller");
+        self.controller = Some(child);
+    }
+
+    /// Kills the controller without warning (SIGKILL), as a crash would.
+    pub fn kill_controller(&mut self) {
+        if let Some(mut child) = self.controller.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn releases(&self) -> Api<Release> {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    pub fn environments(&self) -> Api<Environment> {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    pub async fn apply<K>(&self, api: &Api<K>, doc: serde_json::Value) -> K
+    where
+        K: kube::Resource
+            + std::clone::Clone
+            + serde::de::DeserializeOwned
+            + serde::Serialize
+            + std::fmt::Debug,
+    {
+        let name = doc["metadata"]["name"].as_str().unwrap().to_string();
+        api.patch(
+            &name,
+            &kube::api::PatchParams::apply("e2e").force(),
+            &kube::api::Patch::Apply(&doc),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("apply {name}: {e}"))
+    }
+
+    pub async fn secret(&self, name: &str, data: &[(&str, &str)]) {
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), &self.ns);
+        let string_data: serde_json::Map<_, _> = data
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect();
+        let body: Secret =
+            serde_json::from_value(json!({"metadata": {"name": name}, "stringData": string_data}))
+                .unwrap();
+        api.create(&PostParams::default(), &body)
+            .await
+            .expect("create secret");
+    }
+
+    /// Polls a Release until `done` holds, or fails with its status and the controller log.
+    pub async fn wait_release(
+        &self,
+        name: &str,
+        what: &str,
+        done: impl Fn(&Release) -> bool,
+    ) -> Release {
+        self.wait_release_for(name, what, Duration::from_secs(90), done)
+            .await
+    }
+
+    pub async fn wait_release_for(
+        &self,
+        name: &str,
+        what: &str,
+        timeout: Duration,
+        done: impl Fn(&Release) -> bool,
+    ) -> Release {
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(rel)) = self.releases().get_opt(name).await {
+                if let Some(status) = &rel.status {
+                    check_kstatus(&rel.metadata.generation, status);
+                }
+                if done(&rel) {
+                    return rel;
+                }
+                if start.elapsed() > timeout {
+                    panic!(
+                        "release {}/{name}: timed out waiting for {what}\nstatus: {}\n--- controller log tail ---\n{}",
+                        self.ns,
+                        serde_json::to_string_pretty(&rel.status).unwrap(),
+                        self.log_tail(40)
+                    );
+                }
+            } else if start.elapsed() > timeout {
+                panic!(
+                    "release {}/{name} not found waiting for {what}\n{}",
+                    self.ns,
+                    self.log_tail(40)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    pub async fn wait_environment(
+        &self,
+        name: &str,
+        what: &str,
+        done: impl Fn(&Environment) -> bool,
+    ) -> Environment {
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(env)) = self.environments().get_opt(name).await {
+                if done(&env) {
+                    return env;
+                }
+                if start.elapsed() > Duration::from_secs(90) {
+                    panic!(
+                        "environment {}/{name}: timed out waiting for {what}\nstatus: {}\n{}",
+                        self.ns,
+                        serde_json::to_string_pretty(&env.status).unwrap(),
+                        self.log_tail(40)
+                    );
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Reasons of the Events recorded about one object.
+    pub async fn event_reasons(&self, kind: &str, name: &str) -> Vec<String> {
+        let events: Api<Event> = Api::namespaced(self.client.clone(), &self.ns);
+        let list = events
+            .list(&ListParams::default().fields(&format!(
+                "involvedObject.kind={kind},involvedObject.name={name}"
+            )))
+            .await
+            .expect("list events");
+        list.items.into_iter().filter_map(|e| e.reason).collect()
+    }
+
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// Deletes the Releases (so the controller can remove its finalizers), then stops the
+    /// controller and deletes the namespace.
+    pub async fn finish(mut self) {
+        let _ = self
+            .releases()
+            .delete_collection(&DeleteParams::default(), &ListParams::default())
+            .await;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            match self.releases().list(&ListParams::default()).await {
+                Ok(list) if list.items.is_empty() => break,
+                _ => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+        let _ = self
+            .environments()
+            .delete_collection(&DeleteParams::default(), &ListParams::default())
+            .await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        self.kill_controller();
+        let namespaces: Api<Namespace> = Api::all(self.client.clone());
+        let _ = namespaces.delete(&self.ns, &DeleteParams::default()).await;
+        let _ = std::fs::remove_dir_all(&self.cache);
+    }
+}
+
+impl Drop for Scenario {
+    fn drop(&mut self) {
+        self.kill_controller();
+    }
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(std::process::id() as u64);
+    h.finish()
+}
+
+/// The kstatus invariants, checked on every status a test sees.
+pub fn check_kstatus(generation: &Option<i64>, status: &tumbler::api::ReleaseStatus) {
+    if status.conditions.is_empty() {
+        return; // not reconciled yet
+    }
+    if let Some(v) = tumbler::api::kstatus_violation(&status.conditions) {
+        panic!("kstatus invariant broken: {v}: {:?}", status.conditions);
+    }
+    if let (Some(g), Some(o)) = (generation, status.observed_generation) {
+        assert!(o <= *g, "observedGeneration {o} ahead of generation {g}");
+    }
+}
+
+/// The condition of a type on a Release.
+pub fn cond<'a>(
+    rel: &'a Release,
+    type_: &str,
+) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    rel.status
+        .as_ref()
+        .and_then(|s| tumbler::api::find_condition(&s.conditions, type_))
+}
+
+/// Whether the Release's Ready condition has this status and reason, for this generation.
+pub fn ready_is(rel: &Release, status: &str, reason: &str) -> bool {
+    cond(rel, "Ready").is_some_and(|c| c.status == status && c.reason == reason)
+        && rel.status.as_ref().and_then(|s| s.observed_generation) == rel.metadata.generation
+}
+
+/// A repository on the local git server; returns its clone URL.
+pub fn new_repo(name: &str, private: bool) -> String {
+    let mut cmd = Command::new(repo_root().join("e2e/cluster.sh"));
+    cmd.args(["repo", name]);
+    if private {
+        cmd.arg("--private");
+    }
+    let out = cmd.output().expect("run e2e/cluster.sh repo");
+    assert!(
+        out.status.success(),
+        "e2e/cluster.sh repo {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .trim()
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// Runs git and returns its stdout; fails the test on error.
+pub fn git(dir: Option<&Path>, args: &[&str]) -> String {
+    let mut cmd = Command::new("git");
+    if let Some(d) = dir {
+        cmd.arg("-C").arg(d);
+    }
+    let out = cmd
+        .args(args)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_AUTHOR_NAME", "Outsider")
+        .env("GIT_AUTHOR_EMAIL", "outsider@example.com")
+        .env("GIT_COMMITTER_NAME", "Outsider")
+        .env("GIT_COMMITTER_EMAIL", "outsider@example.com")
+        .output()
+        .expect("run git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A fresh clone of `url` (with credentials embedded if given) in a temp dir.
+pub struct Clone {
+    pub dir: tempfile::TempDir,
+}
+
+impl Clone {
+    pub fn of(url: &str) -> Clone {
+        let dir = tempfile::tempdir().unwrap();
+        git(None, &["clone", "-q", url, dir.path().to_str().unwrap()]);
+        Clone { dir }
+    }
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+    pub fn commits(&self) -> usize {
+        git(Some(self.path()), &["rev-list", "--count", "HEAD"])
+            .trim()
+            .parse()
+            .unwrap()
+    }
+    pub fn head(&self) -> String {
+        git(Some(self.path()), &["rev-parse", "HEAD"])
+            .trim()
+            .to_string()
+    }
+    pub fn read(&self, path: &str) -> Option<String> {
+        std::fs::read_to_string(self.path().join(path)).ok()
+    }
+    pub fn exists(&self, path: &str) -> bool {
+        self.path().join(path).exists()
+    }
+    pub fn message(&self, rev: &str) -> String {
+        git(Some(self.path()), &["log", "-1", "--format=%B", rev])
+    }
+}
+
+/// A minimal Environment document.
+pub fn environment(name: &str, url: &str, extra: serde_json::Value) -> serde_json::Value {
+    let mut doc = json!({
+        "apiVersion": "tumbler.dev/v1alpha1", "kind": "Environment",
+        "metadata": {"name": name},
+        "spec": {
+            "repository": {"url": url, "branch": "main", "path": format!("envs/{name}")},
+            "commit": {"author": {"name": "Tumbler E2E", "email": "e2e@tumbler.dev"}}
+        }
+    });
+    merge(&mut doc["spec"], extra);
+    doc
+}
+
+/// A template Release document.
+pub fn template_release(name: &str, env: &str, app: &str, version: &str) -> serde_json::Value {
+    json!({
+        "apiVersion": "tumbler.dev/v1alpha1", "kind": "Release",
+        "metadata": {"name": name},
+        "spec": {
+            "environment": env, "app": app, "version": version,
+            "template": {
+                "image": {"repository": "registry.example.com/demo", "tag": version},
+                "ports": [{"name": "http", "containerPort": 8080}],
+                "env": {"GREETING": "hello"}
+            }
+        }
+    })
+}
+
+/// Merges `patch` into `doc` (objects recursively, everything else replaced).
+pub fn merge(doc: &mut serde_json::Value, patch: serde_json::Value) {
+    match (doc, patch) {
+        (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
+            for (k, v) in b {
+                merge(a.entry(k).or_insert(serde_json::Value::Null), v);
+            }
+        }
+        (a, b) => *a = b,
+    }
+}
