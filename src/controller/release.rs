@@ -454,22 +454,22 @@ async fn flux_feedback(
                 ),
             ));
         }
-        let contains = |revision: &Option<String>| -> Result<bool, Error> {
-            let Some(applied) = revision.as_deref().and_then(flux::revision_commit) else {
-                return Ok(false);
-            };
-            if applied == commit {
-                return Ok(true);
-            }
-            Ok(ctx
-                .writer
-                .is_ancestor(repo.clone(), creds.clone(), commit, applied)?)
-        };
         let ready = obj.ready().cloned().unwrap_or_default();
-        if ready.status == "True" && contains(&obj.status.last_applied_revision)? {
+        if ready.status == "True"
+            && contains(ctx, repo, creds, commit, &obj.status.last_applied_revision).await?
+        {
             continue;
         }
-        if ready.status == "False" && contains(&obj.status.last_attempted_revision)? {
+        if ready.status == "False"
+            && contains(
+                ctx,
+                repo,
+                creds,
+                commit,
+                &obj.status.last_attempted_revision,
+            )
+            .await?
+        {
             st.phase = Phase::Failed;
             set_condition(
                 &mut st.conditions,
@@ -522,6 +522,26 @@ async fn flux_feedback(
         },
         requeue: RESYNC,
     })
+}
+
+/// Whether a Flux revision contains `commit` (is it, or descends from it).
+async fn contains(
+    ctx: &Context,
+    repo: &RepoKey,
+    creds: &Credentials,
+    commit: &str,
+    revision: &Option<String>,
+) -> Result<bool, Error> {
+    let Some(applied) = revision.as_deref().and_then(flux::revision_commit) else {
+        return Ok(false);
+    };
+    if applied == commit {
+        return Ok(true);
+    }
+    Ok(ctx
+        .writer
+        .is_ancestor(repo.clone(), creds.clone(), commit, applied)
+        .await?)
 }
 
 async fn write_status(

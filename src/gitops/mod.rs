@@ -1,12 +1,35 @@
-//! TEMPORARY compile stub (not committed).
-use std::collections::BTreeMap;
+//! The git writer: one worker per repository (URL + branch) owning a cached bare clone,
+//! trees built in memory, one commit per change, batched pushes, and the release history
+//! read back from commit trailers. Talks only to git, never to Kubernetes.
+//!
+//! libgit2 is kept on a short leash: a worker opens its repository per batch and drops it
+//! afterwards, holds nothing per Release, and a cache it cannot use is deleted and cloned
+//! again rather than repaired.
+
+mod auth;
+mod history;
+mod tree;
+mod worker;
+
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-#[derive(Clone, Debug)]
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+pub use history::{LogEntry, file_at, is_ancestor, log};
+
+/// Which repository and branch a worker owns.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
 pub struct RepoKey {
     pub url: String,
     pub branch: String,
 }
-#[derive(Clone, Debug)]
+
+/// Credentials from an Environment's Secret. `Debug` never shows the secrets.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Credentials {
     None,
     Basic {
@@ -18,95 +41,489 @@ pub enum Credentials {
         known_hosts: Option<String>,
     },
 }
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credentials::None => f.write_str("None"),
+            Credentials::Basic { username, .. } => write!(
+                f,
+                "Basic {{ username: {username:?}, password: <redacted> }}"
+            ),
+            Credentials::Ssh { known_hosts, .. } => {
+                write!(
+                    f,
+                    "Ssh {{ identity: <redacted>, known_hosts: {} }}",
+                    if known_hosts.is_some() {
+                        "<set>"
+                    } else {
+                        "<none>"
+                    }
+                )
+            }
+        }
+    }
+}
+
+impl Credentials {
+    /// The secret strings, to scrub from any message that might echo them.
+    fn secrets(&self) -> Vec<&str> {
+        match self {
+            Credentials::None => vec![],
+            Credentials::Basic { password, .. } => vec![password.as_str()],
+            Credentials::Ssh { identity, .. } => vec![identity.as_str()],
+        }
+    }
+}
+
+/// Author and committer of Tumbler's commits.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Author {
     pub name: String,
     pub email: String,
 }
+
+/// Why a change is made; shows in the commit message and the `Tumbler-Action` trailer.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ChangeKind {
     Release,
     Delete,
     Rollback { from: String },
 }
+
+impl ChangeKind {
+    pub fn action(&self) -> &'static str {
+        match self {
+            ChangeKind::Release => "release",
+            ChangeKind::Delete => "delete",
+            ChangeKind::Rollback { .. } => "rollback",
+        }
+    }
+}
+
+/// One Release's change to one app folder.
+#[derive(Clone, Debug)]
 pub struct Change {
+    /// `<namespace>/<name>` of the Release.
     pub release: String,
     pub generation: i64,
     pub version: String,
     pub environment: String,
+    /// Folder of the Environment in the repository.
     pub env_path: String,
+    /// App folder under `env_path`.
     pub app: String,
+    /// The app folder's files (paths relative to it); `None` removes the app.
     pub files: Option<BTreeMap<String, Vec<u8>>>,
     pub author: Author,
     pub kind: ChangeKind,
 }
-#[derive(Debug)]
+
+impl Change {
+    fn message(&self) -> String {
+        let title = match &self.kind {
+            ChangeKind::Release => format!(
+                "release {} {} to {}",
+                self.app, self.version, self.environment
+            ),
+            ChangeKind::Delete => format!("remove {} from {}", self.app, self.environment),
+            ChangeKind::Rollback { from } => {
+                format!(
+                    "rollback {} to {} in {} (from {from})",
+                    self.app, self.version, self.environment
+                )
+            }
+        };
+        format!(
+            "{title}\n\nTumbler-Release: {}\nTumbler-Generation: {}\nTumbler-Version: {}\nTumbler-App: {}\nTumbler-Environment: {}\nTumbler-Path: {}\nTumbler-Action: {}\n",
+            self.release,
+            self.generation,
+            one_line(&self.version),
+            self.app,
+            self.environment,
+            self.env_path,
+            self.kind.action()
+        )
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.replace(['\n', '\r'], " ")
+}
+
+/// What a submitted change came to.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
+    /// A new commit, pushed.
     Committed { commit: String },
+    /// The repository already had these files: no commit. `commit` is the last commit that
+    /// changed the app folder (or the head, if that is too far back).
     Unchanged { commit: String },
 }
-#[derive(Default)]
-pub struct WriterOptions {}
-#[derive(Clone)]
-pub struct Writer {}
+
+impl Outcome {
+    pub fn commit(&self) -> &str {
+        match self {
+            Outcome::Committed { commit } | Outcome::Unchanged { commit } => commit,
+        }
+    }
+}
+
+/// Errors of the writer. Messages never contain credentials; URLs are redacted.
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
-    #[error("x")]
-    X,
+    #[error(
+        "authentication to {url} failed: check the username/password or deploy key in the Environment's Secret"
+    )]
+    AuthenticationFailed { url: String },
+    #[error("repository {url} is unreachable: {message}")]
+    RepositoryUnreachable { url: String, message: String },
+    #[error("branch {branch:?} does not exist in {url}: create it, or fix spec.repository.branch")]
+    BranchNotFound { url: String, branch: String },
+    #[error("push to {url} was rejected {attempts} times in a row: {message}")]
+    PushRejected {
+        url: String,
+        attempts: u32,
+        message: String,
+    },
+    #[error("invalid path {path:?}: {message}")]
+    InvalidPath { path: String, message: String },
+    #[error("git: {message}")]
+    GitFailed { message: String },
+    #[error("the git writer for {url} stopped")]
+    WorkerGone { url: String },
 }
+
 impl GitError {
     pub fn reason(&self) -> &'static str {
-        "X"
+        match self {
+            GitError::AuthenticationFailed { .. } => "AuthenticationFailed",
+            GitError::RepositoryUnreachable { .. } => "RepositoryUnreachable",
+            GitError::BranchNotFound { .. } => "BranchNotFound",
+            GitError::PushRejected { .. } => "PushRejected",
+            GitError::InvalidPath { .. } => "InvalidPath",
+            GitError::GitFailed { .. } => "GitFailed",
+            GitError::WorkerGone { .. } => "GitFailed",
+        }
     }
 }
-impl Writer {
-    pub fn new(_c: PathBuf, _o: WriterOptions) -> Self {
-        Writer {}
+
+/// Removes user information from a URL: `https://user:token@host/x` → `https://host/x`.
+pub fn redact_url(url: &str) -> String {
+    redact_text(url)
+}
+
+/// Removes user information from every URL in a text.
+pub fn redact_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        let end = tail
+            .find(|c: char| c == '/' || c.is_whitespace() || c == '\'' || c == '"')
+            .unwrap_or(tail.len());
+        let authority = &tail[..end];
+        match authority.rfind('@') {
+            Some(at) => out.push_str(&authority[at + 1..]),
+            None => out.push_str(authority),
+        }
+        rest = &tail[end..];
     }
-    pub async fn submit(
-        &self,
-        _k: RepoKey,
-        _c: Credentials,
-        _ch: Change,
-    ) -> Result<Outcome, GitError> {
-        Err(GitError::X)
-    }
-    pub async fn probe(&self, _k: RepoKey, _c: Credentials) -> Result<String, GitError> {
-        Err(GitError::X)
-    }
-    pub async fn read_app(
-        &self,
-        _k: RepoKey,
-        _c: Credentials,
-        _p: &str,
-        _a: &str,
-    ) -> Result<Option<BTreeMap<String, Vec<u8>>>, GitError> {
-        Err(GitError::X)
-    }
-    pub fn is_ancestor(
-        &self,
-        _k: RepoKey,
-        _c: Credentials,
-        _a: &str,
-        _d: &str,
-    ) -> Result<bool, GitError> {
-        Err(GitError::X)
+    out.push_str(rest);
+    out
+}
+
+/// A hook run just before each push attempt (tests use it to push from outside in between).
+pub type BeforePush = Arc<dyn Fn(u32) + Send + Sync>;
+
+/// Tuning of the writer.
+#[derive(Clone)]
+pub struct WriterOptions {
+    /// Push attempts before a batch fails with `PushRejected`.
+    pub push_attempts: u32,
+    /// First backoff after a rejected push; doubles up to one second.
+    pub push_backoff: Duration,
+    /// Most changes in one push.
+    pub max_batch: usize,
+    /// How far back `Unchanged` looks for the commit that last changed an app folder.
+    pub history_depth: usize,
+    /// Called with the attempt number just before each push.
+    pub before_push: Option<BeforePush>,
+}
+
+impl std::fmt::Debug for WriterOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriterOptions")
+            .field("push_attempts", &self.push_attempts)
+            .field("max_batch", &self.max_batch)
+            .finish_non_exhaustive()
     }
 }
-pub struct Stats;
+
+impl Default for WriterOptions {
+    fn default() -> Self {
+        WriterOptions {
+            push_attempts: 6,
+            push_backoff: Duration::from_millis(50),
+            max_batch: 500,
+            history_depth: 1000,
+            before_push: None,
+        }
+    }
+}
+
+/// Counters of what the writers did, for metrics and tests.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub fetches: AtomicU64,
+    pub pushes: AtomicU64,
+    pub push_retries: AtomicU64,
+    pub conflicts: AtomicU64,
+    pub commits: AtomicU64,
+    pub unchanged: AtomicU64,
+    pub reclones: AtomicU64,
+    pub queued: AtomicU64,
+}
+
 impl Stats {
+    /// `(operation, count)` pairs of the counters.
     pub fn counters(&self) -> Vec<(&'static str, u64)> {
-        vec![]
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        vec![
+            ("fetch", get(&self.fetches)),
+            ("push", get(&self.pushes)),
+            ("push_retry", get(&self.push_retries)),
+            ("conflict", get(&self.conflicts)),
+            ("commit", get(&self.commits)),
+            ("unchanged", get(&self.unchanged)),
+            ("reclone", get(&self.reclones)),
+        ]
     }
+
+    /// Changes waiting in the queues of all workers.
     pub fn queue_depth(&self) -> u64 {
-        0
+        self.queued.load(Ordering::Relaxed)
     }
 }
+
+/// A request to a worker.
+enum Job {
+    Submit {
+        change: Box<Change>,
+        reply: oneshot::Sender<Result<Outcome, GitError>>,
+    },
+    Probe {
+        reply: oneshot::Sender<Result<String, GitError>>,
+    },
+    ReadApp {
+        env_path: String,
+        app: String,
+        reply: oneshot::Sender<Result<Option<BTreeMap<String, Vec<u8>>>, GitError>>,
+    },
+    IsAncestor {
+        ancestor: String,
+        descendant: String,
+        reply: oneshot::Sender<Result<bool, GitError>>,
+    },
+    Log {
+        env_path: String,
+        app: Option<String>,
+        limit: usize,
+        reply: oneshot::Sender<Result<Vec<LogEntry>, GitError>>,
+    },
+    FileAt {
+        commit: String,
+        path: String,
+        reply: oneshot::Sender<Result<Option<Vec<u8>>, GitError>>,
+    },
+}
+
+struct WorkerHandle {
+    jobs: mpsc::UnboundedSender<(Credentials, Job)>,
+}
+
+/// The git writer: cheap to clone, shared by all reconciles.
+#[derive(Clone)]
+pub struct Writer {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    cache_dir: PathBuf,
+    opts: WriterOptions,
+    workers: Mutex<HashMap<RepoKey, WorkerHandle>>,
+    stats: Arc<Stats>,
+}
+
 impl std::fmt::Debug for Writer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Writer")
+        f.debug_struct("Writer")
+            .field("cache_dir", &self.inner.cache_dir)
+            .finish()
     }
 }
+
 impl Writer {
-    pub fn stats(&self) -> Stats {
-        Stats
+    pub fn new(cache_dir: PathBuf, opts: WriterOptions) -> Self {
+        Writer {
+            inner: Arc::new(Inner {
+                cache_dir,
+                opts,
+                workers: Mutex::default(),
+                stats: Arc::default(),
+            }),
+        }
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.inner.stats
+    }
+
+    fn send<T>(
+        &self,
+        key: RepoKey,
+        creds: Credentials,
+        job: impl FnOnce(oneshot::Sender<T>) -> Job,
+    ) -> oneshot::Receiver<T> {
+        let (tx, rx) = oneshot::channel();
+        let job = job(tx);
+        let mut workers = self.inner.workers.lock().unwrap_or_else(|e| e.into_inner());
+        let mut pending = Some((creds, job));
+        if let Some(handle) = workers.get(&key) {
+            match handle.jobs.send(pending.take().unwrap()) {
+                Ok(()) => return rx,
+                Err(mpsc::error::SendError(back)) => pending = Some(back),
+            }
+        }
+        // No worker yet, or it died: start one.
+        let (jobs, queue) = mpsc::unbounded_channel();
+        let worker = worker::Worker::new(
+            key.clone(),
+            &self.inner.cache_dir,
+            self.inner.opts.clone(),
+            self.inner.stats.clone(),
+        );
+        std::thread::Builder::new()
+            .name(format!("git-{}", short_hash(&key)))
+            .spawn(move || worker.run(queue))
+            .expect("spawn git worker thread");
+        let _ = jobs.send(pending.take().unwrap());
+        workers.insert(key, WorkerHandle { jobs });
+        rx
+    }
+
+    async fn ask<T>(
+        &self,
+        key: RepoKey,
+        creds: Credentials,
+        job: impl FnOnce(oneshot::Sender<Result<T, GitError>>) -> Job,
+    ) -> Result<T, GitError> {
+        let url = redact_url(&key.url);
+        self.send(key, creds, job)
+            .await
+            .unwrap_or(Err(GitError::WorkerGone { url }))
+    }
+
+    /// Commits and pushes one change; returns its commit. Changes submitted while the worker
+    /// is busy go out together in its next push.
+    pub async fn submit(
+        &self,
+        key: RepoKey,
+        creds: Credentials,
+        change: Change,
+    ) -> Result<Outcome, GitError> {
+        self.inner.stats.queued.fetch_add(1, Ordering::Relaxed);
+        self.ask(key, creds, |reply| Job::Submit {
+            change: Box::new(change),
+            reply,
+        })
+        .await
+    }
+
+    /// Fetches the branch; returns its head. Proves the repository is reachable with these
+    /// credentials and the branch exists.
+    pub async fn probe(&self, key: RepoKey, creds: Credentials) -> Result<String, GitError> {
+        self.ask(key, creds, |reply| Job::Probe { reply }).await
+    }
+
+    /// The files of an app folder at the head of the branch (freshly fetched).
+    pub async fn read_app(
+        &self,
+        key: RepoKey,
+        creds: Credentials,
+        env_path: &str,
+        app: &str,
+    ) -> Result<Option<BTreeMap<String, Vec<u8>>>, GitError> {
+        let (env_path, app) = (env_path.to_string(), app.to_string());
+        self.ask(key, creds, |reply| Job::ReadApp {
+            env_path,
+            app,
+            reply,
+        })
+        .await
+    }
+
+    /// Whether `ancestor` is `descendant` or one of its ancestors (fetching if the cache
+    /// does not know `descendant` yet).
+    pub async fn is_ancestor(
+        &self,
+        key: RepoKey,
+        creds: Credentials,
+        ancestor: &str,
+        descendant: &str,
+    ) -> Result<bool, GitError> {
+        let (ancestor, descendant) = (ancestor.to_string(), descendant.to_string());
+        self.ask(key, creds, |reply| Job::IsAncestor {
+            ancestor,
+            descendant,
+            reply,
+        })
+        .await
+    }
+
+    /// The release log of an Environment (and app), newest first.
+    pub async fn log(
+        &self,
+        key: RepoKey,
+        creds: Credentials,
+        env_path: &str,
+        app: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<LogEntry>, GitError> {
+        let (env_path, app) = (env_path.to_string(), app.map(str::to_string));
+        self.ask(key, creds, |reply| Job::Log {
+            env_path,
+            app,
+            limit,
+            reply,
+        })
+        .await
+    }
+
+    /// A file at a commit (fetching first if the commit is unknown).
+    pub async fn file_at(
+        &self,
+        key: RepoKey,
+        creds: Credentials,
+        commit: &str,
+        path: &str,
+    ) -> Result<Option<Vec<u8>>, GitError> {
+        let (commit, path) = (commit.to_string(), path.to_string());
+        self.ask(key, creds, |reply| Job::FileAt {
+            commit,
+            path,
+            reply,
+        })
+        .await
     }
 }
+
+fn short_hash(key: &RepoKey) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("{}\n{}", key.url, key.branch));
+    hex::encode(&digest[..8])
+}
+
+#[cfg(test)]
+mod tests;

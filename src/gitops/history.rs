@@ -1,0 +1,153 @@
+//! The release history, read back from git: Tumbler's commits carry trailers
+//! (`Tumbler-Release`, `-Version`, `-App`, `-Path`, `-Action`, ...), so the log is a walk of
+//! first parents that reads commit messages only — no tree diffs — and stays fast on long
+//! histories.
+
+use std::path::Path;
+
+use git2::{Oid, Repository, Sort};
+
+use super::GitError;
+use super::worker::git;
+
+/// One commit of the release log.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct LogEntry {
+    pub commit: String,
+    /// Commit time, seconds since the epoch.
+    pub time: i64,
+    pub author: String,
+    pub app: String,
+    pub environment: String,
+    pub path: String,
+    pub version: String,
+    /// `<namespace>/<name>` of the Release that made the commit.
+    pub release: String,
+    pub generation: i64,
+    /// `release`, `delete` or `rollback`.
+    pub action: String,
+    /// First line of the message.
+    pub summary: String,
+}
+
+/// Parses a Tumbler commit message; `None` for commits Tumbler did not make.
+pub fn parse_message(message: &str) -> Option<(Vec<(String, String)>, String)> {
+    if !message.contains("Tumbler-Release:") {
+        return None;
+    }
+    let summary = message.lines().next().unwrap_or_default().to_string();
+    let trailers = message
+        .lines()
+        .filter_map(|l| l.strip_prefix("Tumbler-"))
+        .filter_map(|l| l.split_once(": "))
+        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+        .collect();
+    Some((trailers, summary))
+}
+
+fn entry(commit: &git2::Commit<'_>) -> Option<LogEntry> {
+    let (trailers, summary) = parse_message(commit.message().ok()?)?;
+    let get = |k: &str| {
+        trailers
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let author = commit.author();
+    Some(LogEntry {
+        commit: commit.id().to_string(),
+        time: commit.time().seconds(),
+        author: format!(
+            "{} <{}>",
+            author.name().unwrap_or_default(),
+            author.email().unwrap_or_default()
+        ),
+        app: get("App"),
+        environment: get("Environment"),
+        path: get("Path"),
+        version: get("Version"),
+        release: get("Release"),
+        generation: get("Generation").parse().unwrap_or_default(),
+        action: get("Action"),
+        summary,
+    })
+}
+
+/// The release log from `head` back, newest first: Tumbler's commits for the environment
+/// folder `env_path` (all when `None`) and `app` (all when `None`), at most `limit`.
+pub fn log_from(
+    repo: &Repository,
+    head: Oid,
+    env_path: Option<&str>,
+    app: Option<&str>,
+    limit: usize,
+) -> Result<Vec<LogEntry>, GitError> {
+    let mut walk = repo.revwalk().map_err(git)?;
+    walk.push(head).map_err(git)?;
+    walk.simplify_first_parent().map_err(git)?;
+    walk.set_sorting(Sort::NONE).map_err(git)?;
+    let mut out = vec![];
+    for oid in walk {
+        if out.len() >= limit {
+            break;
+        }
+        let commit = repo.find_commit(oid.map_err(git)?).map_err(git)?;
+        let Some(e) = entry(&commit) else { continue };
+        if env_path.is_some_and(|p| p != e.path) || app.is_some_and(|a| a != e.app) {
+            continue;
+        }
+        out.push(e);
+    }
+    Ok(out)
+}
+
+/// The release log of a local clone (bare or not) at `rev` (e.g. `HEAD`, `origin/main`).
+pub fn log(
+    repo_path: &Path,
+    rev: &str,
+    env_path: Option<&str>,
+    app: Option<&str>,
+    limit: usize,
+) -> Result<Vec<LogEntry>, GitError> {
+    let repo = Repository::open(repo_path).map_err(git)?;
+    let head = repo
+        .revparse_single(rev)
+        .and_then(|o| o.peel_to_commit())
+        .map_err(git)?
+        .id();
+    log_from(&repo, head, env_path, app, limit)
+}
+
+/// A file at a commit of a local clone.
+pub fn file_at(repo_path: &Path, rev: &str, path: &str) -> Result<Option<Vec<u8>>, GitError> {
+    let repo = Repository::open(repo_path).map_err(git)?;
+    let commit = repo
+        .revparse_single(rev)
+        .and_then(|o| o.peel_to_commit())
+        .map_err(git)?
+        .id();
+    file_at_oid(&repo, commit, path)
+}
+
+pub fn file_at_oid(
+    repo: &Repository,
+    commit: Oid,
+    path: &str,
+) -> Result<Option<Vec<u8>>, GitError> {
+    let tree = repo
+        .find_commit(commit)
+        .and_then(|c| c.tree())
+        .map_err(|_| GitError::GitFailed {
+            message: format!("commit {commit} not found"),
+        })?;
+    Ok(super::tree::read_blob(repo, &tree, path))
+}
+
+/// Whether `ancestor` is `descendant` or an ancestor of it, in a local clone.
+pub fn is_ancestor(repo_path: &Path, ancestor: &str, descendant: &str) -> Result<bool, GitError> {
+    let repo = Repository::open(repo_path).map_err(git)?;
+    let a = repo.revparse_single(ancestor).map_err(git)?.id();
+    let d = repo.revparse_single(descendant).map_err(git)?.id();
+    Ok(a == d || repo.graph_descendant_of(d, a).map_err(git)?)
+}

@@ -1,0 +1,500 @@
+//! The writer against real repositories on disk (`file://`), with a second clone playing
+//! the outside world.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+
+use git2::{Repository, Signature};
+
+use super::*;
+
+/// A bare "remote" with one commit on `main`.
+fn remote(dir: &Path) -> String {
+    let path = dir.join("remote.git");
+    let repo = Repository::init_bare(&path).unwrap();
+    let blob = repo.blob(b"# gitops\n").unwrap();
+    let mut tb = repo.treebuilder(None).unwrap();
+    tb.insert("README.md", blob, 0o100644).unwrap();
+    let tree = repo.find_tree(tb.write().unwrap()).unwrap();
+    let sig = Signature::now("init", "init@example.com").unwrap();
+    repo.commit(Some("refs/heads/main"), &sig, &sig, "initial", &tree, &[])
+        .unwrap();
+    format!("file://{}", path.display())
+}
+
+fn key(url: &str) -> RepoKey {
+    RepoKey {
+        url: url.to_string(),
+        branch: "main".into(),
+    }
+}
+
+fn files(app: &str, version: &str) -> BTreeMap<String, Vec<u8>> {
+    BTreeMap::from([
+        (
+            "kustomization.yaml".to_string(),
+            format!("resources:\n- deployment-{app}.yaml\n").into_bytes(),
+        ),
+        (
+            format!("deployment-{app}.yaml"),
+            format!("image: {app}:{version}\n").into_bytes(),
+        ),
+        (
+            ".tumbler/release.yaml".to_string(),
+            format!("version: {version}\n").into_bytes(),
+        ),
+    ])
+}
+
+fn change(app: &str, version: &str) -> Change {
+    Change {
+        release: format!("team/{app}"),
+        generation: 1,
+        version: version.into(),
+        environment: "staging".into(),
+        env_path: "envs/staging".into(),
+        app: app.into(),
+        files: Some(files(app, version)),
+        author: Author {
+            name: "Tumbler".into(),
+            email: "t@example.com".into(),
+        },
+        kind: ChangeKind::Release,
+    }
+}
+
+fn writer(dir: &Path) -> Writer {
+    Writer::new(dir.join("cache"), WriterOptions::default())
+}
+
+fn remote_repo(url: &str) -> Repository {
+    Repository::open_bare(PathBuf::from(url.trim_start_matches("file://"))).unwrap()
+}
+
+fn head(url: &str) -> git2::Oid {
+    remote_repo(url).refname_to_id("refs/heads/main").unwrap()
+}
+
+fn read(url: &str, path: &str) -> Option<String> {
+    let repo = remote_repo(url);
+    let tree = repo.find_commit(head(url)).unwrap().tree().unwrap();
+    tree::read_blob(&repo, &tree, path).map(|b| String::from_utf8(b).unwrap())
+}
+
+fn count(url: &str) -> usize {
+    let repo = remote_repo(url);
+    let mut walk = repo.revwalk().unwrap();
+    walk.push(head(url)).unwrap();
+    walk.count()
+}
+
+/// Commits a file directly on the remote, as someone else would.
+fn outside_commit(url: &str, path: &str, content: &str) {
+    let repo = remote_repo(url);
+    let parent = repo.find_commit(head(url)).unwrap();
+    let blob = repo.blob(content.as_bytes()).unwrap();
+    let parts: Vec<&str> = path.split('/').collect();
+    let new = tree::upsert(
+        &repo,
+        Some(&parent.tree().unwrap()),
+        &parts,
+        Some((blob, git2::FileMode::Blob)),
+    )
+    .unwrap()
+    .unwrap();
+    let tree = repo.find_tree(new).unwrap();
+    let sig = Signature::now("Outsider", "o@example.com").unwrap();
+    repo.commit(
+        Some("refs/heads/main"),
+        &sig,
+        &sig,
+        "outside",
+        &tree,
+        &[&parent],
+    )
+    .unwrap();
+}
+
+#[tokio::test]
+async fn create_writes_app_folder_and_env_kustomization_with_trailers() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = remote(dir.path());
+    let w = writer(dir.path());
+    let out = w
+        .submit(key(&url), Credentials::None, change("api", "1.0"))
+        .await
+        .unwrap();
+    let Outcome::Committed { commit } = out else {
+        panic!("expected a commit, got {out:?}")
+    };
+    assert_eq!(commit, head(&url).to_string());
+    assert_eq!(
+        read(&url, "envs/staging/api/deployment-api.yaml").unwrap(),
+        "image: api:1.0\n"
+    );
+    assert!(read(&url, "envs/staging/api/.tumbler/release.yaml").is_some());
+    let k = read(&url, "envs/staging/kustomization.yaml").unwrap();
+    assert!(k.contains("- api"), "{k}");
+    assert_eq!(
+        read(&url, "README.md").unwrap(),
+        "# gitops\n",
+        "files outside the app folder kept"
+    );
+    let repo = remote_repo(&url);
+    let msg = repo
+        .find_commit(head(&url))
+        .unwrap()
+        .message()
+        .unwrap()
+        .to_string();
+    assert!(msg.starts_with("release api 1.0 to staging"), "{msg}");
+    for t in [
+        "Tumbler-Release: team/api",
+        "Tumbler-Generation: 1",
+        "Tumbler-Version: 1.0",
+        "Tumbler-Action: release",
+    ] {
+        assert!(msg.contains(t), "{t} missing in {msg}");
+    }
+}
+
+#[tokio::test]
+async fn unchanged_render_makes_no_commit_and_names_the_producing_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = remote(dir.path());
+    let w = writer(dir.path());
+    let first = w
+        .submit(key(&url), Credentials::None, change("api", "1.0"))
+        .await
+        .unwrap();
+    w.submit(key(&url), Credentials::None, change("web", "2.0"))
+        .await
+        .unwrap();
+    let again = w
+        .submit(key(&url), Credentials::None, change("api", "1.0"))
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        Outcome::Unchanged {
+            commit: first.commit().to_string()
+        }
+    );
+    assert_eq!(count(&url), 3);
+    // A fresh writer (a restarted controller) agrees.
+    let w2 = Writer::new(dir.path().join("cache2"), WriterOptions::default());
+    let again = w2
+        .submit(key(&url), Credentials::None, change("api", "1.0"))
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        Outcome::Unchanged {
+            commit: first.commit().to_string()
+        }
+    );
+    assert_eq!(count(&url), 3);
+}
+
+#[tokio::test]
+async fn delete_removes_the_folder_and_its_kustomization_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = remote(dir.path());
+    let w = writer(dir.path());
+    w.submit(key(&url), Credentials::None, change("api", "1.0"))
+        .await
+        .unwrap();
+    w.submit(key(&url), Credentials::None, change("web", "1.0"))
+        .await
+        .unwrap();
+    let mut del = change("api", "1.0");
+    del.files = None;
+    del.kind = ChangeKind::Delete;
+    assert!(matches!(
+        w.submit(key(&url), Credentials::None, del).await.unwrap(),
+        Outcome::Committed { .. }
+    ));
+    assert!(read(&url, "envs/staging/api/deployment-api.yaml").is_none());
+    assert!(
+        read(&url, "envs/staging/web/deployment-web.yaml").is_some(),
+        "the other app was touched"
+    );
+    let k = read(&url, "envs/staging/kustomization.yaml").unwrap();
+    assert!(!k.contains("- api") && k.contains("- web"), "{k}");
+}
+
+#[tokio::test]
+async fn env_kustomization_keeps_entries_a_person_added() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = remote(dir.path());
+    outside_commit(
+        &url,
+        "envs/staging/kustomization.yaml",
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- ../../base\ncommonLabels:\n  team: a\n",
+    );
+    let w = writer(dir.path());
+    w.submit(key(&url), Credentials::None, change("api", "1.0"))
+        .await
+        .unwrap();
+    let k = read(&url, "envs/staging/kustomization.yaml").unwrap();
+    assert!(
+        k.contains("../../base") && k.contains("- api") && k.contains("team: a"),
+        "{k}"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_submits_become_one_commit_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = remote(dir.path());
+    let w = writer(dir.path());
+    let mut tasks = vec![];
+    for i in 0..40 {
+        let w = w.clone();
+        let k = key(&url);
+        tasks.push(tokio::spawn(async move {
+            w.submit(k, Credentials::None, change(&format!("app{i}"), "1"))
+                .await
+        }));
+    }
+    let mut commits = std::collections::HashSet::new();
+    for t in tasks {
+        commits.insert(t.await.unwrap().unwrap().commit().to_string());
+    }
+    assert_eq!(commits.len(), 40, "each change has its own commit");
+    assert_eq!(count(&url), 41);
+    let pushes = w.stats().pushes.load(Ordering::Relaxed);
+    assert!(
+        pushes < 40,
+        "changes queued together share a push ({pushes} pushes)"
+    );
+}
+
+#[tokio::test]
+async fn push_conflict_rebuilds_batch_on_new_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = remote(dir.path());
+    // Someone else pushes between the writer's fetch and its push, twice.
+    let hook_url = url.clone();
+    let opts = WriterOptions {
+        before_push: Some(Arc::new(move |attempt| {
+            if attempt <= 2 {
+                outside_commit(
+                    &hook_url,
+                    "infra/notes.txt",
+                    &format!("outside {attempt}\n"),
+                );
+            }
+        })),
+        ..WriterOptions::default()
+    };
+    let w = Writer::new(dir.path().join("cache"), opts);
+    let (a, b) = tokio::join!(
+        w.submit(key(&url), Credentials::None, change("api", "1.0")),
+        w.submit(key(&url), Credentials::None, change("web", "1.0")),
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert!(
+        w.stats().conflicts.load(Ordering::Relaxed) >= 2,
+        "the pushes were not rejected"
+    );
+    assert_eq!(
+        read(&url, "infra/notes.txt").as_deref(),
+        Some("outside 2\n"),
+        "outside commit lost"
+    );
+    assert!(read(&url, "envs/staging/api/deployment-api.yaml").is_some());
+    assert!(read(&url, "envs/staging/web/deployment-web.yaml").is_some());
+    let repo = remote_repo(&url);
+    let heads = [a.commit(), b.commit()].map(|c| git2::Oid::from_str(c).unwrap());
+    for c in heads {
+        assert!(
+            repo.graph_descendant_of(head(&url), c).unwrap() || head(&url) == c,
+            "{c} is not on main"
+        );
+    }
+    // initial + 2 outside + 2 changes: nothing duplicated.
+    assert_eq!(count(&url), 5);
+}
+
+#[tokio::test]
+async fn push_rejected_forever_fails_every_change_in_the_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = remote(dir.path());
+    let hook_url = url.clone();
+    let opts = WriterOptions {
+        push_attempts: 3,
+        push_backoff: std::time::Duration::from_millis(1),
+        before_push: Some(Arc::new(move |attempt| {
+            outside_commit(&hook_url, "infra/n.txt", &format!("{attempt}\n"))
+        })),
+        ..WriterOptions::default()
+    };
+    let w = Writer::new(dir.path().join("cache"), opts);
+    let err = w
+        .submit(key(&url), Credentials::None, change("api", "1.0"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.reason(), "PushRejected", "{err}");
+    assert!(read(&url, "envs/staging/api/deployment-api.yaml").is_none());
+}
+
+#[tokio::test]
+async fn corrupt_cache_is_cloned_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = remote(dir.path());
+    let w = writer(dir.path());
+    w.submit(key(&url), Credentials::None, change("api", "1.0"))
+        .await
+        .unwrap();
+    // Break the cache every way a killed process or a bad disk might.
+    let cache = std::fs::read_dir(dir.path().join("cache"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::write(cache.join("HEAD"), b"garbage").unwrap();
+    std::fs::remove_dir_all(cache.join("objects")).unwrap();
+    std::fs::create_dir_all(cache.join("refs/remotes/origin")).unwrap();
+    std::fs::write(cache.join("refs/remotes/origin/main.lock"), b"").unwrap();
+    let out = w
+        .submit(key(&url), Credentials::None, change("api", "1.1"))
+        .await
+        .unwrap();
+    assert!(matches!(out, Outcome::Committed { .. }), "{out:?}");
+    assert_eq!(
+        read(&url, "envs/staging/api/deployment-api.yaml").as_deref(),
+        Some("image: api:1.1\n")
+    );
+    assert!(w.stats().reclones.load(Ordering::Relaxed) >= 1);
+}
+
+#[tokio::test]
+async fn missing_branch_and_missing_repo_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = remote(dir.path());
+    let w = writer(dir.path());
+    let k = RepoKey {
+        url: url.clone(),
+        branch: "nope".into(),
+    };
+    let err = w.probe(k, Credentials::None).await.unwrap_err();
+    assert_eq!(err.reason(), "BranchNotFound", "{err}");
+    let k = key(&format!("file://{}/missing.git", dir.path().display()));
+    let err = w.probe(k, Credentials::None).await.unwrap_err();
+    assert_eq!(err.reason(), "RepositoryUnreachable", "{err}");
+    assert_eq!(
+        w.probe(key(&url), Credentials::None).await.unwrap(),
+        head(&url).to_string()
+    );
+}
+
+#[tokio::test]
+async fn invalid_paths_are_refused_without_a_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = remote(dir.path());
+    let w = writer(dir.path());
+    for (env_path, app) in [
+        ("../etc", "api"),
+        ("/abs", "api"),
+        ("envs/x", "a/b"),
+        ("envs/x", ".git"),
+    ] {
+        let mut c = change(app, "1");
+        c.env_path = env_path.into();
+        c.app = app.into();
+        let err = w.submit(key(&url), Credentials::None, c).await.unwrap_err();
+        assert_eq!(err.reason(), "InvalidPath", "{env_path}/{app}: {err}");
+    }
+    assert_eq!(count(&url), 1);
+}
+
+#[test]
+fn credentials_never_show_in_debug_or_errors() {
+    let creds = Credentials::Basic {
+        username: "bot".into(),
+        password: "s3cr3t-token".into(),
+    };
+    assert!(!format!("{creds:?}").contains("s3cr3t"));
+    assert_eq!(
+        redact_url("https://bot:s3cr3t-token@git.example.com/x.git"),
+        "https://git.example.com/x.git"
+    );
+    let msg = redact_text("failed to reach 'https://bot:s3cr3t-token@git.example.com/x.git': 401");
+    assert!(!msg.contains("s3cr3t"), "{msg}");
+    let e = auth::network_error(
+        &git2::Error::from_str("auth failed for s3cr3t-token"),
+        "https://bot:s3cr3t-token@h/x",
+        &creds,
+        2,
+    );
+    assert!(!e.to_string().contains("s3cr3t"), "{e}");
+}
+
+#[tokio::test]
+async fn history_reads_trailers_filtered_by_app() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = remote(dir.path());
+    let w = writer(dir.path());
+    w.submit(key(&url), Credentials::None, change("api", "1.0"))
+        .await
+        .unwrap();
+    w.submit(key(&url), Credentials::None, change("web", "2.0"))
+        .await
+        .unwrap();
+    w.submit(key(&url), Credentials::None, change("api", "1.1"))
+        .await
+        .unwrap();
+    let all = w
+        .log(key(&url), Credentials::None, "envs/staging", None, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        all.iter().map(|e| e.version.as_str()).collect::<Vec<_>>(),
+        ["1.1", "2.0", "1.0"]
+    );
+    let api = w
+        .log(
+            key(&url),
+            Credentials::None,
+            "envs/staging",
+            Some("api"),
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(api.len(), 2);
+    assert_eq!(api[0].release, "team/api");
+    assert_eq!(api[0].action, "release");
+    let old = w
+        .file_at(
+            key(&url),
+            Credentials::None,
+            &api[1].commit,
+            "envs/staging/api/.tumbler/release.yaml",
+        )
+        .await
+        .unwrap();
+    assert_eq!(old.as_deref(), Some(&b"version: 1.0\n"[..]));
+    assert!(
+        w.is_ancestor(key(&url), Credentials::None, &api[1].commit, &api[0].commit)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !w.is_ancestor(key(&url), Credentials::None, &api[0].commit, &api[1].commit)
+            .await
+            .unwrap()
+    );
+    let local = log(
+        Path::new(url.trim_start_matches("file://")),
+        "main",
+        None,
+        Some("web"),
+        5,
+    )
+    .unwrap();
+    assert_eq!(local.len(), 1);
+}

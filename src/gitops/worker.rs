@@ -1,0 +1,544 @@
+//! One worker per repository: a thread that owns the cached bare clone and serves jobs in
+//! batches. Submits queued together become consecutive commits and one push.
+
+use std::cell::{Cell, RefCell};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use git2::{
+    AutotagOption, ErrorCode, FetchOptions, FileMode, Oid, PushOptions, Repository, Signature,
+};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+use super::auth::{self, host_of};
+use super::tree::{self, components};
+use super::{
+    Change, Credentials, GitError, Job, Outcome, RepoKey, Stats, WriterOptions, history,
+    redact_text, short_hash,
+};
+
+const PUSH_REF: &str = "refs/tumbler/push";
+
+pub struct Worker {
+    key: RepoKey,
+    dir: PathBuf,
+    opts: WriterOptions,
+    stats: Arc<Stats>,
+}
+
+type Reply = oneshot::Sender<Result<Outcome, GitError>>;
+
+enum PushError {
+    Rejected(String),
+    Failed(GitError),
+}
+
+impl Worker {
+    pub fn new(key: RepoKey, cache_dir: &Path, opts: WriterOptions, stats: Arc<Stats>) -> Self {
+        let dir = cache_dir.join(short_hash(&key));
+        Worker {
+            key,
+            dir,
+            opts,
+            stats,
+        }
+    }
+
+    fn tracking_ref(&self) -> String {
+        format!("refs/remotes/origin/{}", self.key.branch)
+    }
+
+    fn url(&self) -> String {
+        redact_text(&self.key.url)
+    }
+
+    /// Serves jobs until every sender is gone.
+    pub fn run(self, mut queue: mpsc::UnboundedReceiver<(Credentials, Job)>) {
+        while let Some(first) = queue.blocking_recv() {
+            let mut batch = vec![first];
+            while batch.len() < self.opts.max_batch {
+                match queue.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            self.serve(batch);
+        }
+    }
+
+    fn serve(&self, batch: Vec<(Credentials, Job)>) {
+        let mut submits: Vec<(Credentials, Box<Change>, Reply)> = vec![];
+        let mut others = vec![];
+        for (creds, job) in batch {
+            match job {
+                Job::Submit { change, reply } => {
+                    self.stats.queued.fetch_sub(1, Ordering::Relaxed);
+                    submits.push((creds, change, reply));
+                }
+                other => others.push((creds, other)),
+            }
+        }
+        for (creds, job) in others {
+            self.serve_read(&creds, job);
+        }
+        // Submits with the same credentials share a push.
+        while !submits.is_empty() {
+            let creds = submits[0].0.clone();
+            let (same, rest): (Vec<_>, Vec<_>) =
+                submits.into_iter().partition(|(c, _, _)| *c == creds);
+            submits = rest;
+            let changes = same.into_iter().map(|(_, c, r)| (*c, r)).collect();
+            self.submit_batch(&creds, changes);
+        }
+    }
+
+    fn serve_read(&self, creds: &Credentials, job: Job) {
+        match job {
+            Job::Probe { reply } => {
+                let res = self.with_repo(|repo| {
+                    self.fetch(repo, creds)?
+                        .map(|o| o.to_string())
+                        .ok_or_else(|| self.branch_not_found())
+                });
+                let _ = reply.send(res);
+            }
+            Job::ReadApp {
+                env_path,
+                app,
+                reply,
+            } => {
+                let res = self.with_repo(|repo| {
+                    let Some(head) = self.fetch(repo, creds)? else {
+                        return Err(self.branch_not_found());
+                    };
+                    let tree = repo.find_commit(head).and_then(|c| c.tree()).map_err(git)?;
+                    Ok(tree::read_folder(repo, &tree, &format!("{env_path}/{app}")))
+                });
+                let _ = reply.send(res);
+            }
+            Job::IsAncestor {
+                ancestor,
+                descendant,
+                reply,
+            } => {
+                let res = self.with_repo(|repo| {
+                    let (a, d) = (oid(&ancestor)?, oid(&descendant)?);
+                    if a == d {
+                        return Ok(true);
+                    }
+                    if repo.find_commit(d).is_err() || repo.find_commit(a).is_err() {
+                        self.fetch(repo, creds)?;
+                    }
+                    if repo.find_commit(d).is_err() || repo.find_commit(a).is_err() {
+                        return Ok(false);
+                    }
+                    repo.graph_descendant_of(d, a).map_err(git)
+                });
+                let _ = reply.send(res);
+            }
+            Job::Log {
+                env_path,
+                app,
+                limit,
+                reply,
+            } => {
+                let res = self.with_repo(|repo| {
+                    let Some(head) = self.fetch(repo, creds)? else {
+                        return Err(self.branch_not_found());
+                    };
+                    history::log_from(repo, head, Some(&env_path), app.as_deref(), limit)
+                });
+                let _ = reply.send(res);
+            }
+            Job::FileAt {
+                commit,
+                path,
+                reply,
+            } => {
+                let res = self.with_repo(|repo| {
+                    let c = oid(&commit)?;
+                    if repo.find_commit(c).is_err() {
+                        self.fetch(repo, creds)?;
+                    }
+                    history::file_at_oid(repo, c, &path)
+                });
+                let _ = reply.send(res);
+            }
+            Job::Submit { .. } => unreachable!("submits are batched"),
+        }
+    }
+
+    fn branch_not_found(&self) -> GitError {
+        GitError::BranchNotFound {
+            url: self.url(),
+            branch: self.key.branch.clone(),
+        }
+    }
+
+    /// Opens the cache (creating it), runs `f`; if the cache itself is broken (anything but
+    /// a network, auth or input error), deletes it and tries once more on a fresh clone.
+    fn with_repo<T>(&self, f: impl Fn(&Repository) -> Result<T, GitError>) -> Result<T, GitError> {
+        let first = self.open().and_then(|repo| f(&repo));
+        match first {
+            Err(GitError::GitFailed { message }) => {
+                warn!(repo = %self.url(), error = %message, "git cache unusable; cloning again");
+                self.stats.reclones.fetch_add(1, Ordering::Relaxed);
+                let _ = std::fs::remove_dir_all(&self.dir);
+                self.open().and_then(|repo| f(&repo))
+            }
+            other => other,
+        }
+    }
+
+    fn open(&self) -> Result<Repository, GitError> {
+        if self.dir.exists() {
+            // A killed process may leave lock files behind; this worker is the only writer.
+            remove_locks(&self.dir);
+            match Repository::open_bare(&self.dir) {
+                Ok(repo) => return Ok(repo),
+                Err(e) => {
+                    warn!(repo = %self.url(), error = %e.message(), "git cache does not open; cloning again");
+                    self.stats.reclones.fetch_add(1, Ordering::Relaxed);
+                    let _ = std::fs::remove_dir_all(&self.dir);
+                }
+            }
+        }
+        std::fs::create_dir_all(&self.dir).map_err(|e| GitError::GitFailed {
+            message: format!("cache folder: {e}"),
+        })?;
+        Repository::init_bare(&self.dir).map_err(git)
+    }
+
+    /// Fetches the branch into the tracking ref; returns its commit (`None`: no such branch).
+    fn fetch(&self, repo: &Repository, creds: &Credentials) -> Result<Option<Oid>, GitError> {
+        self.stats.fetches.fetch_add(1, Ordering::Relaxed);
+        let host = host_of(&self.key.url);
+        let asked = Cell::new(0);
+        let mut fo = FetchOptions::new();
+        fo.remote_callbacks(auth::callbacks(creds, &host, &asked));
+        fo.download_tags(AutotagOption::None);
+        fo.update_fetchhead(false);
+        let tracking = self.tracking_ref();
+        if let Ok(mut r) = repo.find_reference(&tracking) {
+            let _ = r.delete();
+        }
+        let mut remote = repo
+            .remote_anonymous(&self.key.url)
+            .map_err(|e| auth::network_error(&e, &self.key.url, creds, 0))?;
+        let refspec = format!("+refs/heads/{b}:{tracking}", b = self.key.branch);
+        remote
+            .fetch(&[refspec.as_str()], Some(&mut fo), None)
+            .map_err(|e| {
+                let err = auth::network_error(&e, &self.key.url, creds, asked.get());
+                if let GitError::GitFailed { message } = &err {
+                    // Let with_repo decide: a local failure means a broken cache.
+                    return GitError::GitFailed {
+                        message: message.clone(),
+                    };
+                }
+                err
+            })?;
+        Ok(repo.find_reference(&tracking).ok().and_then(|r| r.target()))
+    }
+
+    fn submit_batch(&self, creds: &Credentials, changes: Vec<(Change, Reply)>) {
+        let (changes, replies): (Vec<Change>, Vec<Reply>) = changes.into_iter().unzip();
+        let results = self.with_repo(|repo| self.commit_and_push(repo, creds, &changes));
+        match results {
+            Ok(results) => {
+                for (reply, res) in replies.into_iter().zip(results) {
+                    let _ = reply.send(res);
+                }
+            }
+            Err(e) => {
+                for reply in replies {
+                    let _ = reply.send(Err(clone_err(&e)));
+                }
+            }
+        }
+    }
+
+    /// Builds one commit per change on the branch head and pushes them at once; on a
+    /// rejected push fetches and rebuilds them all on the new head. Returns one result per
+    /// change. A broken cache surfaces as `GitFailed` for every change, so with_repo retries.
+    fn commit_and_push(
+        &self,
+        repo: &Repository,
+        creds: &Credentials,
+        changes: &[Change],
+    ) -> Result<Vec<Result<Outcome, GitError>>, GitError> {
+        let mut backoff = self.opts.push_backoff;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let Some(head) = self.fetch(repo, creds)? else {
+                return Err(self.branch_not_found());
+            };
+            let (results, tip) = self.build(repo, head, changes)?;
+            if tip == head {
+                return Ok(results);
+            }
+            if let Some(hook) = &self.opts.before_push {
+                hook(attempt);
+            }
+            match self.push(repo, creds, tip) {
+                Ok(()) => {
+                    self.stats.pushes.fetch_add(1, Ordering::Relaxed);
+                    let committed = results
+                        .iter()
+                        .filter(|r| matches!(r, Ok(Outcome::Committed { .. })))
+                        .count();
+                    self.stats
+                        .commits
+                        .fetch_add(committed as u64, Ordering::Relaxed);
+                    let _ = repo.reference(&self.tracking_ref(), tip, true, "pushed");
+                    info!(repo = %self.url(), commits = committed, head = %tip, "pushed");
+                    return Ok(results);
+                }
+                Err(PushError::Rejected(message)) => {
+                    self.stats.conflicts.fetch_add(1, Ordering::Relaxed);
+                    if attempt >= self.opts.push_attempts {
+                        return Err(GitError::PushRejected {
+                            url: self.url(),
+                            attempts: attempt,
+                            message,
+                        });
+                    }
+                    self.stats.push_retries.fetch_add(1, Ordering::Relaxed);
+                    debug!(repo = %self.url(), attempt, %message, "push rejected; rebuilding on the new head");
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                }
+                Err(PushError::Failed(e)) => return Err(e),
+            }
+        }
+    }
+
+    /// Applies each change on top of the previous one; returns the per-change results and
+    /// the new tip (== head when nothing changed).
+    fn build(
+        &self,
+        repo: &Repository,
+        head: Oid,
+        changes: &[Change],
+    ) -> Result<(Vec<Result<Outcome, GitError>>, Oid), GitError> {
+        let mut tip = head;
+        let mut results = Vec::with_capacity(changes.len());
+        for change in changes {
+            let parent = repo.find_commit(tip).map_err(git)?;
+            let base = parent.tree().map_err(git)?;
+            match apply(repo, &base, change) {
+                Err(e @ GitError::InvalidPath { .. }) => results.push(Err(e)),
+                Err(e) => return Err(e),
+                Ok(None) => {
+                    self.stats.unchanged.fetch_add(1, Ordering::Relaxed);
+                    let path = format!("{}/{}", change.env_path, change.app);
+                    let commit = last_change(repo, tip, &path, self.opts.history_depth);
+                    results.push(Ok(Outcome::Unchanged {
+                        commit: commit.to_string(),
+                    }));
+                }
+                Ok(Some(new_tree)) => {
+                    let tree = repo.find_tree(new_tree).map_err(git)?;
+                    let sig =
+                        Signature::now(&change.author.name, &change.author.email).map_err(git)?;
+                    let oid = repo
+                        .commit(None, &sig, &sig, &change.message(), &tree, &[&parent])
+                        .map_err(git)?;
+                    results.push(Ok(Outcome::Committed {
+                        commit: oid.to_string(),
+                    }));
+                    tip = oid;
+                }
+            }
+        }
+        Ok((results, tip))
+    }
+
+    fn push(&self, repo: &Repository, creds: &Credentials, tip: Oid) -> Result<(), PushError> {
+        repo.reference(PUSH_REF, tip, true, "push")
+            .map_err(|e| PushError::Failed(git(e)))?;
+        let host = host_of(&self.key.url);
+        let asked = Cell::new(0);
+        let rejected: RefCell<Option<String>> = RefCell::new(None);
+        let mut cb = auth::callbacks(creds, &host, &asked);
+        cb.push_update_reference(|_refname, status| {
+            if let Some(msg) = status {
+                *rejected.borrow_mut() = Some(msg.to_string());
+            }
+            Ok(())
+        });
+        let mut po = PushOptions::new();
+        po.remote_callbacks(cb);
+        let mut remote = repo
+            .remote_anonymous(&self.key.url)
+            .map_err(|e| PushError::Failed(auth::network_error(&e, &self.key.url, creds, 0)))?;
+        let refspec = format!("{PUSH_REF}:refs/heads/{}", self.key.branch);
+        let res = remote.push(&[refspec.as_str()], Some(&mut po));
+        drop(po);
+        if let Some(msg) = rejected.borrow().clone() {
+            return Err(PushError::Rejected(msg));
+        }
+        match res {
+            Ok(()) => Ok(()),
+            Err(e) if e.code() == ErrorCode::NotFastForward || is_rejection(e.message()) => {
+                Err(PushError::Rejected(e.message().to_string()))
+            }
+            Err(e) => Err(PushError::Failed(auth::network_error(
+                &e,
+                &self.key.url,
+                creds,
+                asked.get(),
+            ))),
+        }
+    }
+}
+
+fn is_rejection(message: &str) -> bool {
+    let m = message.to_lowercase();
+    m.contains("non-fast")
+        || m.contains("fetch first")
+        || m.contains("rejected")
+        || m.contains("not fast-forward")
+        || m.contains("non-fastforward")
+}
+
+/// Applies one change to a tree; `None` when the result equals the base.
+pub fn apply(
+    repo: &Repository,
+    base: &git2::Tree<'_>,
+    change: &Change,
+) -> Result<Option<Oid>, GitError> {
+    let env_parts = components(&change.env_path)?;
+    let app_parts = components(&change.app)?;
+    if app_parts.len() != 1 {
+        return Err(GitError::InvalidPath {
+            path: change.app.clone(),
+            message: "an app is one folder name".into(),
+        });
+    }
+    let mut app_path: Vec<&str> = env_parts.clone();
+    app_path.push(app_parts[0]);
+    let entry = match &change.files {
+        Some(files) if !files.is_empty() => Some((tree::write_files(repo, files)?, FileMode::Tree)),
+        _ => None,
+    };
+    let root = tree::upsert(repo, Some(base), &app_path, entry)?;
+    let empty = || repo.treebuilder(None).and_then(|b| b.write()).map_err(git);
+    let root_tree = repo
+        .find_tree(match root {
+            Some(r) => r,
+            None => empty()?,
+        })
+        .map_err(git)?;
+    let kpath = format!("{}/kustomization.yaml", change.env_path);
+    let existing = tree::read_blob(repo, &root_tree, &kpath);
+    let new_root = match tree::environment_kustomization(
+        existing.as_deref(),
+        &change.app,
+        change.files.is_some(),
+    )? {
+        Some(bytes) => {
+            let blob = repo.blob(&bytes).map_err(git)?;
+            let mut kparts = env_parts.clone();
+            kparts.push("kustomization.yaml");
+            match tree::upsert(
+                repo,
+                Some(&root_tree),
+                &kparts,
+                Some((blob, FileMode::Blob)),
+            )? {
+                Some(r) => r,
+                None => empty()?,
+            }
+        }
+        None => root_tree.id(),
+    };
+    Ok((new_root != base.id()).then_some(new_root))
+}
+
+/// The oldest commit, going back from `from` along first parents, in which the entry at
+/// `path` already had its current id: the commit that produced it.
+fn last_change(repo: &Repository, from: Oid, path: &str, depth: usize) -> Oid {
+    let id_at = |c: &git2::Commit<'_>| c.tree().ok().and_then(|t| tree::entry_id(&t, path));
+    let Ok(mut commit) = repo.find_commit(from) else {
+        return from;
+    };
+    let target = id_at(&commit);
+    for _ in 0..depth {
+        let Ok(parent) = commit.parent(0) else {
+            return commit.id();
+        };
+        if id_at(&parent) != target {
+            return commit.id();
+        }
+        commit = parent;
+    }
+    from
+}
+
+fn remove_locks(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            if p.file_name().is_some_and(|n| {
+                n == "refs" || n == "remotes" || n == "origin" || n == "heads" || n == "tumbler"
+            }) {
+                remove_locks(&p);
+            }
+        } else if p.extension().is_some_and(|x| x == "lock") {
+            let _ = std::fs::remove_file(&p);
+        }
+    }
+}
+
+fn oid(hex: &str) -> Result<Oid, GitError> {
+    Oid::from_str(hex).map_err(|_| GitError::GitFailed {
+        message: format!("{hex:?} is not a commit id"),
+    })
+}
+
+pub(super) fn git(e: git2::Error) -> GitError {
+    GitError::GitFailed {
+        message: e.message().to_string(),
+    }
+}
+
+fn clone_err(e: &GitError) -> GitError {
+    match e {
+        GitError::AuthenticationFailed { url } => {
+            GitError::AuthenticationFailed { url: url.clone() }
+        }
+        GitError::RepositoryUnreachable { url, message } => GitError::RepositoryUnreachable {
+            url: url.clone(),
+            message: message.clone(),
+        },
+        GitError::BranchNotFound { url, branch } => GitError::BranchNotFound {
+            url: url.clone(),
+            branch: branch.clone(),
+        },
+        GitError::PushRejected {
+            url,
+            attempts,
+            message,
+        } => GitError::PushRejected {
+            url: url.clone(),
+            attempts: *attempts,
+            message: message.clone(),
+        },
+        GitError::InvalidPath { path, message } => GitError::InvalidPath {
+            path: path.clone(),
+            message: message.clone(),
+        },
+        GitError::GitFailed { message } => GitError::GitFailed {
+            message: message.clone(),
+        },
+        GitError::WorkerGone { url } => GitError::WorkerGone { url: url.clone() },
+    }
+}
