@@ -26,16 +26,27 @@ wrapper() {
   local name=$1 module=$2 version=$3 dir=$cache/src/$1
   rm -rf "$dir"; mkdir -p "$dir"; cd "$dir"
   go mod init "tumbler-e2e/$name" >/dev/null 2>&1
-  modfile=$(go mod download -json "$module@$version" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
-  go mod edit -json "$modfile" | python3 -c '
+  go mod download -json "$module@$version" > download.json
+  modfile=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])' < download.json)
+  # Seed go.sum with the upstream's own: the checksum database does not know every
+  # pseudo-version upstream pins, and these hashes are the ones upstream verified.
+  local srcdir
+  srcdir=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])' < download.json)
+  rm download.json
+  if [ -f "$srcdir/go.sum" ]; then cp "$srcdir/go.sum" go.sum; chmod u+w go.sum; fi
+  go mod edit -json "$modfile" > replaces.json
+  python3 -c '
 import json, sys
 for r in json.load(sys.stdin).get("Replace") or []:
     new = r["New"]
     if new["Path"].startswith(("./", "../")):
         continue
     old = r["Old"]["Path"] + ("@" + r["Old"]["Version"] if r["Old"].get("Version") else "")
-    print(f"-replace={old}={new[\"Path\"]}" + ("@" + new["Version"] if new.get("Version") else ""))
-' | while read -r edit; do go mod edit "$edit"; done
+    target = new["Path"] + ("@" + new["Version"] if new.get("Version") else "")
+    print("-replace=" + old + "=" + target)
+' < replaces.json > replaces.txt
+  rm replaces.json
+  while read -r edit; do go mod edit "$edit"; done < replaces.txt
   go mod edit -require="$module@$version"
 }
 
@@ -46,7 +57,12 @@ timed() {
   local what=$1; shift
   local start=$SECONDS
   log "$what ..."
-  if ! "$@" >"$cache/logs/$what.log" 2>&1; then
+  # A subshell outside any `if`, so that `set -e` holds inside the build function.
+  set +e
+  (set -e; "$@") >"$cache/logs/$what.log" 2>&1
+  local rc=$?
+  set -e
+  if [ $rc -ne 0 ]; then
     log "$what FAILED; last lines of $cache/logs/$what.log:"
     tail -n 40 "$cache/logs/$what.log" >&2
     exit 1

@@ -181,27 +181,31 @@ status:
   allocatable: {cpu: "32", memory: 256Gi, pods: "500"}
   capacity: {cpu: "32", memory: 256Gi, pods: "500"}
 NODE
+  # kwok's own stage definitions: node initialise + lease heartbeat, pods created, ready,
+  # completed and deleted.
   local stages=()
-  for s in node-fast/node-initialize node-heartbeat-with-lease pod-fast/pod-ready pod-fast/pod-complete pod-fast/pod-delete; do
-    local f
-    f=$(ls "$cache/kwok/stage/${s%%/*}"/*.yaml 2>/dev/null | grep "${s##*/}" | head -n1 || true)
-    [ -z "$f" ] && f=$(find "$cache/kwok/stage" -name "*${s##*/}*.yaml" | head -n1)
-    [ -n "$f" ] && stages+=(--config "$f")
+  for f in "$cache"/kwok/stage/node/fast/*.yaml "$cache"/kwok/stage/node/heartbeat-with-lease/*.yaml "$cache"/kwok/stage/pod/general/*.yaml; do
+    [ "$(basename "$f")" = kustomization.yaml ] && continue
+    stages+=(--config "$f")
   done
+  [ ${#stages[@]} -ge 4 ] || die "kwok stage definitions not found under $cache/kwok/stage"
   start kwok "$bin/kwok" --kubeconfig "$state/kubeconfig" --manage-all-nodes=false \
     --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
     --server-address "127.0.0.1:$KWOK_PORT" --node-ip 127.0.0.1 --node-lease-duration-seconds 40 "${stages[@]}"
   wait_for kwok 60 node_ready
+  # No node lifecycle controller runs (kwok is the kubelet here), so nothing would lift the
+  # not-ready taint the API server puts on new nodes.
+  "$kubectl" taint node kwok-node-0 node.kubernetes.io/not-ready:NoSchedule- >/dev/null 2>&1 || true
 
   export RUNTIME_NAMESPACE=flux-system SOURCE_CONTROLLER_LOCALHOST="127.0.0.1:$SOURCE_STORAGE"
-  start source-controller "$bin/source-controller" --kubeconfig "$state/kubeconfig" \
+  start source-controller "$bin/source-controller" \
     --metrics-addr "127.0.0.1:$SOURCE_METRICS" --health-addr "127.0.0.1:$SOURCE_HEALTH" \
     --enable-leader-election=false --watch-all-namespaces=true --log-encoding console \
     --storage-path "$state/flux-storage" --storage-addr "127.0.0.1:$SOURCE_STORAGE" --storage-adv-addr "127.0.0.1:$SOURCE_STORAGE"
-  start kustomize-controller "$bin/kustomize-controller" --kubeconfig "$state/kubeconfig" \
+  start kustomize-controller "$bin/kustomize-controller" \
     --metrics-addr "127.0.0.1:$KUSTOMIZE_METRICS" --health-addr "127.0.0.1:$KUSTOMIZE_HEALTH" \
     --enable-leader-election=false --watch-all-namespaces=true --log-encoding console
-  start helm-controller "$bin/helm-controller" --kubeconfig "$state/kubeconfig" \
+  start helm-controller "$bin/helm-controller" \
     --metrics-addr "127.0.0.1:$HELM_METRICS" --health-addr "127.0.0.1:$HELM_HEALTH" \
     --enable-leader-election=false --watch-all-namespaces=true --log-encoding console
   wait_for source-controller 60 http_ok "http://127.0.0.1:$SOURCE_HEALTH/readyz"
