@@ -61,7 +61,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Controller(args) => controller(args).map(|_| ExitCode::SUCCESS),
-        Command::Render { .. } => not_built("tumbler render"),
+        Command::Render {
+            file,
+            environment,
+            out,
+        } => render(&file, environment.as_deref(), out.as_deref()).map(|_| ExitCode::SUCCESS),
         Command::Log => not_built("tumbler log"),
         Command::Rollback => not_built("tumbler rollback"),
     }
@@ -175,6 +179,70 @@ fn controller(args: ControllerArgs) -> Result<()> {
             .await
             .map_err(Error::Controller)
     })
+}
+
+fn read_yaml<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    serde_saphyr::from_str(&text).map_err(|e| Error::Usage(format!("{}: {e}", path.display())))
+}
+
+/// The Environment `tumbler render` assumes without `--environment`.
+fn local_environment() -> crate::api::Environment {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "tumbler.dev/v1alpha1", "kind": "Environment",
+        "metadata": {"name": "local", "namespace": "default"},
+        "spec": {"repository": {"url": "file:///dev/null", "branch": "main", "path": "envs/local"}, "targetNamespace": "default"}
+    }))
+    .expect("valid default Environment")
+}
+
+fn render(
+    file: &std::path::Path,
+    environment: Option<&std::path::Path>,
+    out: Option<&std::path::Path>,
+) -> Result<()> {
+    let release: crate::api::Release = read_yaml(file)?;
+    let env = match environment {
+        Some(p) => read_yaml(p)?,
+        None => local_environment(),
+    };
+    let rendered = crate::render::render(&release, &env)
+        .map_err(|e| Error::Usage(format!("{}: {e}", e.reason())))?;
+    match out {
+        None => {
+            use std::io::Write;
+            let mut stdout = std::io::stdout().lock();
+            for (path, bytes) in &rendered.files {
+                let _ = writeln!(stdout, "# {}/{path}", rendered.app_dir);
+                let _ = stdout.write_all(bytes);
+            }
+            let _ = writeln!(stdout, "# digest {}", rendered.digest);
+        }
+        Some(dir) => {
+            for (path, bytes) in &rendered.files {
+                let target = dir.join(&rendered.app_dir).join(path);
+                if let Some(parent) = target.parent() {
+                    std::fs::create_dir_all(parent).map_err(|source| Error::Io {
+                        path: parent.display().to_string(),
+                        source,
+                    })?;
+                }
+                std::fs::write(&target, bytes).map_err(|source| Error::Io {
+                    path: target.display().to_string(),
+                    source,
+                })?;
+            }
+            eprintln!(
+                "wrote {} files under {}",
+                rendered.files.len(),
+                dir.join(&rendered.app_dir).display()
+            );
+        }
+    }
+    Ok(())
 }
 
 fn not_built(what: &'static str) -> Result<ExitCode> {

@@ -307,6 +307,9 @@ impl Stats {
     }
 }
 
+/// The files of an app folder, relative to it.
+pub type AppFiles = BTreeMap<String, Vec<u8>>;
+
 /// A request to a worker.
 enum Job {
     Submit {
@@ -319,7 +322,7 @@ enum Job {
     ReadApp {
         env_path: String,
         app: String,
-        reply: oneshot::Sender<Result<Option<BTreeMap<String, Vec<u8>>>, GitError>>,
+        reply: oneshot::Sender<Result<Option<AppFiles>, GitError>>,
     },
     IsAncestor {
         ancestor: String,

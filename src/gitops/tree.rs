@@ -142,10 +142,10 @@ pub fn read_folder(
     let mut files = BTreeMap::new();
     folder
         .walk(git2::TreeWalkMode::PreOrder, |dir, e| {
-            if e.kind() == Some(git2::ObjectType::Blob) {
-                if let (Ok(name), Ok(blob)) = (e.name(), repo.find_blob(e.id())) {
-                    files.insert(format!("{dir}{name}"), blob.content().to_vec());
-                }
+            if e.kind() == Some(git2::ObjectType::Blob)
+                && let (Ok(name), Ok(blob)) = (e.name(), repo.find_blob(e.id()))
+            {
+                files.insert(format!("{dir}{name}"), blob.content().to_vec());
             }
             git2::TreeWalkResult::Ok
         })

@@ -1,22 +1,346 @@
-//! TEMPORARY compile stub (not committed).
-use crate::api::{Environment, Release};
+//! Release → files. Pure: no I/O, no clock, no randomness; the same input gives the same
+//! bytes, so `tumbler render` on a laptop shows exactly what the controller commits.
+//!
+//! The pipeline: check names → build the source's objects (app template, Helm, raw
+//! manifests) → put every namespaced object in the target namespace and label it →
+//! apply patches → check policy → one YAML file per object, a kustomization.yaml listing
+//! them, and `.tumbler/release.yaml` holding the Release that produced the folder.
+
+mod helm;
+mod manifests;
+mod patch;
+mod policy;
+mod template;
+
 use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::api::{Environment, Release};
+
+/// What a Release renders to.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rendered {
+    /// Folder of the app relative to the repository root: `<environment path>/<app>`.
     pub app_dir: String,
+    /// Files of the app folder, relative to `app_dir`, sorted.
     pub files: BTreeMap<String, Vec<u8>>,
+    /// `sha256:<hex>` over the sorted files.
     pub digest: String,
+    /// Namespace the objects were put in.
     pub namespace: String,
 }
+
+/// Why a Release does not render. Each names what to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
-    #[error("x")]
-    X,
+    #[error("spec.{field}: {value:?} is not a valid name: {why}")]
+    InvalidName {
+        field: String,
+        value: String,
+        why: String,
+    },
+    #[error("spec.repository.path of the Environment: {path:?} {why}")]
+    InvalidPath { path: String, why: String },
+    #[error("the Release needs exactly one of spec.template, spec.helm or spec.manifests")]
+    NoSource,
+    #[error("{at}: {why}")]
+    InvalidManifest { at: String, why: String },
+    #[error(
+        "{object}: kind {kind} is not allowed in this Environment (spec.policy.allowedKinds: {allowed})"
+    )]
+    ForbiddenKind {
+        object: String,
+        kind: String,
+        allowed: String,
+    },
+    #[error(
+        "{object}: cluster-scoped objects are refused (the Environment's spec.policy.allowClusterScoped is false)"
+    )]
+    ClusterScopedRefused { object: String },
+    #[error(
+        "{object}: every namespaced object lands in the Release's target namespace {target:?}, but it names {namespace:?}"
+    )]
+    WrongNamespace {
+        object: String,
+        namespace: String,
+        target: String,
+    },
+    #[error("spec.patches[{index}]: {why}")]
+    PatchFailed { index: usize, why: String },
+    #[error("spec.helm.values: {why}")]
+    InvalidValues { why: String },
+    #[error("writing YAML: {0}")]
+    Yaml(String),
 }
+
 impl RenderError {
+    /// CamelCase reason for conditions and events.
     pub fn reason(&self) -> &'static str {
-        "X"
+        match self {
+            RenderError::InvalidName { .. } => "InvalidName",
+            RenderError::InvalidPath { .. } => "InvalidPath",
+            RenderError::NoSource => "NoSource",
+            RenderError::InvalidManifest { .. } => "InvalidManifest",
+            RenderError::ForbiddenKind { .. } => "ForbiddenKind",
+            RenderError::ClusterScopedRefused { .. } => "ClusterScopedRefused",
+            RenderError::WrongNamespace { .. } => "WrongNamespace",
+            RenderError::PatchFailed { .. } => "PatchFailed",
+            RenderError::InvalidValues { .. } => "InvalidValues",
+            RenderError::Yaml(_) => "RenderFailed",
+        }
     }
 }
-pub fn render(_r: &Release, _e: &Environment) -> Result<Rendered, RenderError> {
-    Err(RenderError::X)
+
+/// Whether `s` is a DNS-1123 label.
+pub fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
 }
+
+/// Whether `s` is a DNS-1123 subdomain.
+pub fn is_dns_subdomain(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns_label)
+}
+
+/// A label value made from free text (e.g. a version), or `None` if nothing valid is left.
+pub fn label_value(s: &str) -> Option<String> {
+    let cleaned: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(63)
+        .collect();
+    let trimmed = cleaned.trim_matches(|c: char| !c.is_ascii_alphanumeric());
+    (!trimmed.is_empty()).then(|| trimmed.to_string())
+}
+
+fn check_path(path: &str) -> Result<(), RenderError> {
+    let bad = |why: &str| {
+        Err(RenderError::InvalidPath {
+            path: path.to_string(),
+            why: why.to_string(),
+        })
+    };
+    if path.is_empty() {
+        return bad("is empty");
+    }
+    if path.starts_with('/') {
+        return bad("is absolute; give a folder relative to the repository root");
+    }
+    if path
+        .split('/')
+        .any(|s| s.is_empty() || s == "." || s == ".." || s == ".git")
+    {
+        return bad("has an empty, `.`, `..` or `.git` segment");
+    }
+    Ok(())
+}
+
+/// Renders a Release for an Environment.
+pub fn render(release: &Release, env: &Environment) -> Result<Rendered, RenderError> {
+    let spec = &release.spec;
+    let name_err = |field: &str, value: &str, why: &str| RenderError::InvalidName {
+        field: field.into(),
+        value: value.into(),
+        why: why.into(),
+    };
+    if !is_dns_label(&spec.app) {
+        return Err(name_err(
+            "app",
+            &spec.app,
+            "it must be a DNS-1123 label (lower case letters, digits and '-', at most 63)",
+        ));
+    }
+    let release_name = release.metadata.name.clone().unwrap_or_default();
+    check_path(&env.spec.repository.path)?;
+    let namespace = spec
+        .namespace
+        .clone()
+        .or_else(|| env.default_app_namespace().map(str::to_string))
+        .ok_or_else(|| {
+            name_err(
+                "namespace",
+                "",
+                "no target namespace: set spec.namespace or the Environment's targetNamespace",
+            )
+        })?;
+    if !is_dns_label(&namespace) {
+        return Err(name_err(
+            "namespace",
+            &namespace,
+            "it must be a DNS-1123 label",
+        ));
+    }
+
+    let ctx = Ctx {
+        app: &spec.app,
+        namespace: &namespace,
+        version: &spec.version,
+        release: &release_name,
+        release_ns: release.metadata.namespace.as_deref().unwrap_or_default(),
+    };
+    let mut objects = match (&spec.template, &spec.helm, &spec.manifests) {
+        (Some(t), None, None) => template::render(&ctx, t)?,
+        (None, Some(h), None) => helm::render(&ctx, h)?,
+        (None, None, Some(m)) => manifests::parse(m)?,
+        _ => return Err(RenderError::NoSource),
+    };
+    for obj in objects.iter_mut() {
+        policy::place(obj, &ctx, &env.spec.policy)?;
+    }
+    patch::apply_all(&mut objects, &spec.patches)?;
+    for obj in objects.iter_mut() {
+        policy::check(obj, &ctx, &env.spec.policy)?;
+    }
+
+    let mut files = BTreeMap::new();
+    let mut resources = vec![];
+    for obj in &objects {
+        let mut file = file_name(obj);
+        if files.contains_key(&file) {
+            let group = policy::group_of(obj);
+            file = format!(
+                "{}-{}.yaml",
+                file.trim_end_matches(".yaml"),
+                if group.is_empty() { "core" } else { group }
+            );
+        }
+        if files.contains_key(&file) {
+            return Err(RenderError::InvalidManifest {
+                at: policy::describe(obj),
+                why: "two objects of the same kind and name".into(),
+            });
+        }
+        files.insert(file.clone(), to_yaml(obj)?);
+        resources.push(file);
+    }
+    resources.sort();
+    let kustomization = json!({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": resources,
+    });
+    files.insert("kustomization.yaml".into(), to_yaml(&kustomization)?);
+    files.insert(
+        ".tumbler/release.yaml".into(),
+        to_yaml(&release_record(release))?,
+    );
+
+    let digest = digest(&files);
+    Ok(Rendered {
+        app_dir: format!("{}/{}", env.spec.repository.path, spec.app),
+        files,
+        digest,
+        namespace,
+    })
+}
+
+/// What a source renderer needs to know.
+pub(crate) struct Ctx<'a> {
+    pub app: &'a str,
+    pub namespace: &'a str,
+    pub version: &'a str,
+    pub release: &'a str,
+    pub release_ns: &'a str,
+}
+
+impl Ctx<'_> {
+    /// The labels on every object, and the selector subset.
+    pub fn labels(&self) -> BTreeMap<String, String> {
+        let mut l = self.selector();
+        l.insert("app.kubernetes.io/managed-by".into(), "tumbler".into());
+        if let Some(v) = label_value(self.version) {
+            l.insert("app.kubernetes.io/version".into(), v);
+        }
+        if let Some(r) = label_value(self.release) {
+            l.insert("tumbler.dev/release".into(), r);
+        }
+        l
+    }
+
+    pub fn selector(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            ("app.kubernetes.io/name".to_string(), self.app.to_string()),
+            (
+                "app.kubernetes.io/instance".to_string(),
+                self.app.to_string(),
+            ),
+        ])
+    }
+}
+
+/// `<kind>-<name>.yaml`, lower case.
+fn file_name(obj: &Value) -> String {
+    let kind = obj["kind"].as_str().unwrap_or("object").to_lowercase();
+    let name = obj["metadata"]["name"].as_str().unwrap_or("unnamed");
+    format!("{kind}-{name}.yaml")
+}
+
+/// The Release as it is recorded in git: identity and spec only.
+fn release_record(release: &Release) -> Value {
+    json!({
+        "apiVersion": "tumbler.dev/v1alpha1",
+        "kind": "Release",
+        "metadata": {
+            "name": release.metadata.name,
+            "namespace": release.metadata.namespace,
+        },
+        "spec": release.spec,
+    })
+}
+
+/// YAML of a value, with `apiVersion`, `kind`, `metadata` first when present (the rest
+/// sorted), as people expect to read manifests.
+pub(crate) fn to_yaml(v: &Value) -> Result<Vec<u8>, RenderError> {
+    serde_saphyr::to_string(&TopFirst(v))
+        .map(String::into_bytes)
+        .map_err(|e| RenderError::Yaml(e.to_string()))
+}
+
+struct TopFirst<'a>(&'a Value);
+
+impl serde::Serialize for TopFirst<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let Value::Object(map) = self.0 else {
+            return self.0.serialize(s);
+        };
+        const FIRST: [&str; 3] = ["apiVersion", "kind", "metadata"];
+        let mut m = s.serialize_map(Some(map.len()))?;
+        for k in FIRST {
+            if let Some(v) = map.get(k) {
+                m.serialize_entry(k, v)?;
+            }
+        }
+        for (k, v) in map.iter().filter(|(k, _)| !FIRST.contains(&k.as_str())) {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+/// `sha256:<hex>` over the files: each path, a zero byte, the length, the bytes.
+pub fn digest(files: &BTreeMap<String, Vec<u8>>) -> String {
+    let mut h = Sha256::new();
+    for (path, bytes) in files {
+        h.update(path.as_bytes());
+        h.update([0]);
+        h.update((bytes.len() as u64).to_be_bytes());
+        h.update(bytes);
+    }
+    format!("sha256:{}", hex::encode(h.finalize()))
+}
+
+#[cfg(test)]
+mod tests;
