@@ -16,15 +16,17 @@ root=$(cd "$here/.." && pwd)
 state=${TUMBLER_DEV_DIR:-$root/.tumbler-dev}
 pki=$state/pki logs=$state/logs pids=$state/pids
 
-# Loopback ports, all in one place.
-ETCD_PORT=22379 ETCD_PEER_PORT=22380
-APISERVER_PORT=16443
-KCM_PORT=20257 SCHEDULER_PORT=20259
-KWOK_PORT=20260
-SOURCE_METRICS=28080 SOURCE_HEALTH=29440 SOURCE_STORAGE=29090
-KUSTOMIZE_METRICS=28081 KUSTOMIZE_HEALTH=29441
-HELM_METRICS=28082 HELM_HEALTH=29442
-GIT_PORT=28090
+# Loopback ports, all in one place; TUMBLER_PORT_OFFSET shifts them all, so two checkouts
+# can run a control plane each.
+o=${TUMBLER_PORT_OFFSET:-0}
+ETCD_PORT=$((22379 + o)) ETCD_PEER_PORT=$((22380 + o))
+APISERVER_PORT=$((16443 + o))
+KCM_PORT=$((20257 + o)) SCHEDULER_PORT=$((20259 + o))
+KWOK_PORT=$((20260 + o))
+SOURCE_METRICS=$((28080 + o)) SOURCE_HEALTH=$((29440 + o)) SOURCE_STORAGE=$((29090 + o))
+KUSTOMIZE_METRICS=$((28081 + o)) KUSTOMIZE_HEALTH=$((29441 + o))
+HELM_METRICS=$((28082 + o)) HELM_HEALTH=$((29442 + o))
+GIT_PORT=$((28090 + o))
 
 log() { echo "cluster: $*" >&2; }
 die() { log "$*"; exit 1; }
