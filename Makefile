@@ -45,6 +45,10 @@ cluster-up: deps ## Start etcd, kube-apiserver, Flux and a git server on loopbac
 cluster-down: ## Stop everything cluster-up started.
 	$(E2E)/cluster.sh down
 
+bench: deps ## Speed and memory measurements (DESIGN.md targets), against the local control plane.
+	$(CARGO) build --locked --release --features e2e --benches --bins
+	$(E2E)/with-cluster.sh $(CARGO) bench --locked --features e2e --bench tumbler
+
 run: deps ## The walkthrough: local control plane, a gitops repo, samples, the controller, Ready.
 	hack/run.sh
 

@@ -272,15 +272,30 @@ impl Worker {
     ) -> Result<Vec<Result<Outcome, GitError>>, GitError> {
         let mut backoff = self.opts.push_backoff;
         let mut attempt = 0;
+        // Optimistic first try: build on the cached head without fetching. A stale head makes
+        // the push fail as non-fast-forward and the batch is rebuilt on a fresh fetch; a
+        // batch that changes nothing on the cached head is checked again on a fresh one.
+        let mut cached = repo
+            .find_reference(&self.tracking_ref())
+            .ok()
+            .and_then(|r| r.target());
         loop {
-            attempt += 1;
-            let Some(head) = self.fetch(repo, creds)? else {
-                return Err(self.branch_not_found());
+            let optimistic = cached.is_some();
+            let head = match cached.take() {
+                Some(head) => head,
+                None => match self.fetch(repo, creds)? {
+                    Some(head) => head,
+                    None => return Err(self.branch_not_found()),
+                },
             };
             let (results, tip) = self.build(repo, head, changes)?;
             if tip == head {
+                if optimistic {
+                    continue;
+                }
                 return Ok(results);
             }
+            attempt += 1;
             if let Some(hook) = &self.opts.before_push {
                 hook(attempt);
             }

@@ -81,6 +81,8 @@ impl Scenario {
                 &self.ns,
                 "--log-format",
                 "text",
+                "--metrics-addr",
+                "127.0.0.1:0",
                 "--cache-dir",
             ])
             .arg(&self.cache)

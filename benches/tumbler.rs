@@ -1,0 +1,583 @@
+//! `make bench`: the speed and memory targets of DESIGN.md, measured (never asserted).
+//! Needs the local control plane (`e2e/with-cluster.sh` runs it): the git server for the
+//! writer, the API server for the controller. Sizes can be lowered with BENCH_* variables.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use serde_json::json;
+use tumbler::api::{Environment, Phase, Release};
+use tumbler::gitops::{Author, Change, ChangeKind, Credentials, RepoKey, Writer, WriterOptions};
+
+fn var(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn need(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} not set: run `make bench` (it starts the local control plane)")
+    })
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).map(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .unwrap_or("0")
+                    .parse()
+                    .unwrap_or(0)
+            })
+        })
+        .unwrap_or(0)
+}
+
+fn new_repo(name: &str) -> String {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let name = format!(
+        "{name}-{}",
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let name = name.as_str();
+    let out = Command::new("e2e/cluster.sh")
+        .args(["repo", name])
+        .output()
+        .expect("e2e/cluster.sh repo");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+fn release_doc(name: &str, env: &str, app: &str, version: &str) -> serde_json::Value {
+    json!({
+        "apiVersion": "tumbler.dev/v1alpha1", "kind": "Release",
+        "metadata": {"name": name},
+        "spec": {"environment": env, "app": app, "version": version,
+                 "template": {"image": {"repository": "registry.example.com/app", "tag": version},
+                              "ports": [{"name": "http", "containerPort": 8080}], "env": {"A": "b"}}}
+    })
+}
+
+fn sample_release(doc: serde_json::Value) -> Release {
+    let mut doc = doc;
+    doc["metadata"]["namespace"] = json!("bench");
+    serde_json::from_value(doc).unwrap()
+}
+
+fn sample_env() -> Environment {
+    serde_json::from_value(json!({
+        "apiVersion": "tumbler.dev/v1alpha1", "kind": "Environment",
+        "metadata": {"name": "bench", "namespace": "bench"},
+        "spec": {"repository": {"url": "file:///dev/null", "path": "envs/bench"}, "targetNamespace": "bench"}
+    }))
+    .unwrap()
+}
+
+fn bench_render() {
+    println!("## render (per Release, release build)");
+    let env = sample_env();
+    let sources = [
+        ("template", release_doc("r", "bench", "api", "1.0.0")),
+        (
+            "helm",
+            json!({"apiVersion": "tumbler.dev/v1alpha1", "kind": "Release", "metadata": {"name": "r"},
+            "spec": {"environment": "bench", "app": "api", "version": "1", "helm": {"chart": {"repository": "https://charts.example.com", "name": "c", "version": "1.0.0"}, "values": {"a": {"b": [1, 2, 3]}}}}}),
+        ),
+        (
+            "manifests",
+            json!({"apiVersion": "tumbler.dev/v1alpha1", "kind": "Release", "metadata": {"name": "r"},
+            "spec": {"environment": "bench", "app": "api", "version": "1", "manifests": (0..5).map(|i| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("c{i}")}, "data": {"k": "v"}})).collect::<Vec<_>>()}}),
+        ),
+    ];
+    let n = var("BENCH_RENDER_ITERATIONS", 2000);
+    for (kind, doc) in sources {
+        let rel = sample_release(doc);
+        for _ in 0..50 {
+            tumbler::render::render(&rel, &env).unwrap();
+        }
+        let start = Instant::now();
+        for _ in 0..n {
+            std::hint::black_box(
+                tumbler::render::render(std::hint::black_box(&rel), &env).unwrap(),
+            );
+        }
+        let per = start.elapsed() / n as u32;
+        println!(
+            "render {kind:<10} {:>8.1} µs per Release ({n} iterations)",
+            per.as_secs_f64() * 1e6
+        );
+    }
+}
+
+fn change(app: &str, version: &str) -> Change {
+    let rel = sample_release(release_doc(app, "bench", app, version));
+    let rendered = tumbler::render::render(&rel, &sample_env()).unwrap();
+    Change {
+        release: format!("bench/{app}"),
+        generation: 1,
+        version: version.into(),
+        environment: "bench".into(),
+        env_path: "envs/bench".into(),
+        app: app.into(),
+        files: Some(rendered.files),
+        author: Author {
+            name: "Tumbler".into(),
+            email: "bench@tumbler.dev".into(),
+        },
+        kind: ChangeKind::Release,
+    }
+}
+
+async fn writer_burst(n: usize, cache: &Path) -> (Duration, Vec<Duration>) {
+    let url = new_repo(&format!("bench-burst-{n}-{}", std::process::id()));
+    let writer = Writer::new(cache.join(format!("burst-{n}")), WriterOptions::default());
+    let key = RepoKey {
+        url,
+        branch: "main".into(),
+    };
+    // Warm the cache (the clone), as a running controller has.
+    writer.probe(key.clone(), Credentials::None).await.unwrap();
+    let changes: Vec<Change> = (0..n)
+        .map(|i| change(&format!("app{i}"), "1.0.0"))
+        .collect();
+    let start = Instant::now();
+    let tasks: Vec<_> = changes
+        .into_iter()
+        .map(|c| {
+            let (w, k) = (writer.clone(), key.clone());
+            tokio::spawn(async move {
+                let t = Instant::now();
+                w.submit(k, Credentials::None, c).await.unwrap();
+                t.elapsed()
+            })
+        })
+        .collect();
+    let mut lat = vec![];
+    for t in tasks {
+        lat.push(t.await.unwrap());
+    }
+    let total = start.elapsed();
+    lat.sort();
+    (total, lat)
+}
+
+async fn bench_writer(cache: &Path) {
+    println!("\n## git writer over HTTP on loopback (changes submitted at once, warm cache)");
+    for n in [1, 100, var("BENCH_BURST", 1000)] {
+        let (total, lat) = writer_burst(n, cache).await;
+        println!(
+            "writer {n:>5} changes: all pushed in {:>9}; queue-to-push p50 {:>9} p99 {:>9}",
+            ms(total),
+            ms(percentile(&lat, 0.5)),
+            ms(percentile(&lat, 0.99))
+        );
+    }
+    // Single changes one after another: the p50 of one change.
+    let url = new_repo(&format!("bench-single-{}", std::process::id()));
+    let writer = Writer::new(cache.join("single"), WriterOptions::default());
+    let key = RepoKey {
+        url,
+        branch: "main".into(),
+    };
+    writer.probe(key.clone(), Credentials::None).await.unwrap();
+    let mut lat = vec![];
+    for i in 0..30 {
+        let t = Instant::now();
+        writer
+            .submit(
+                key.clone(),
+                Credentials::None,
+                change("solo", &format!("1.0.{i}")),
+            )
+            .await
+            .unwrap();
+        lat.push(t.elapsed());
+    }
+    lat.sort();
+    println!(
+        "writer single change (30 in a row): p50 {} p99 {}",
+        ms(percentile(&lat, 0.5)),
+        ms(percentile(&lat, 0.99))
+    );
+}
+
+/// The same 100 changes the way a CI job would make them: clone, edit, commit, push each.
+fn bench_baseline(tmp: &Path) -> Duration {
+    let url = new_repo(&format!("bench-baseline-{}", std::process::id()));
+    let n = var("BENCH_BASELINE", 100);
+    let start = Instant::now();
+    for i in 0..n {
+        let dir = tmp.join(format!("baseline-{i}"));
+        let git = |args: &[&str]| {
+            let ok = Command::new("git")
+                .args(args)
+                .current_dir(if dir.exists() { dir.as_path() } else { tmp })
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .env("GIT_AUTHOR_NAME", "ci")
+                .env("GIT_AUTHOR_EMAIL", "ci@x")
+                .env("GIT_COMMITTER_NAME", "ci")
+                .env("GIT_COMMITTER_EMAIL", "ci@x")
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "git {args:?}");
+        };
+        git(&["clone", "-q", &url, dir.to_str().unwrap()]);
+        let c = change(&format!("app{i}"), "1.0.0");
+        for (path, bytes) in c.files.unwrap() {
+            let p = dir.join("envs/bench").join(format!("app{i}")).join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, bytes).unwrap();
+        }
+        git(&["add", "-A"]);
+        git(&["commit", "-qm", "release"]);
+        git(&["push", "-q", "origin", "HEAD:main"]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    start.elapsed()
+}
+
+/// A repository with `folders` app folders, written straight into the git server's root.
+fn big_repo(folders: usize) -> String {
+    let url = new_repo(&format!("bench-big-{folders}-{}", std::process::id()));
+    let name = url
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .trim_end_matches(".git")
+        .to_string();
+    let path = PathBuf::from(need("TUMBLER_GIT_ROOT"))
+        .join("public")
+        .join(format!("{name}.git"));
+    let repo = git2::Repository::open_bare(&path).unwrap();
+    let head = repo
+        .find_commit(repo.refname_to_id("refs/heads/main").unwrap())
+        .unwrap();
+    let blob = repo
+        .blob(b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n")
+        .unwrap();
+    let mut env = repo.treebuilder(None).unwrap();
+    for i in 0..folders {
+        let mut app = repo.treebuilder(None).unwrap();
+        app.insert("configmap-x.yaml", blob, 0o100644).unwrap();
+        app.insert("kustomization.yaml", blob, 0o100644).unwrap();
+        env.insert(format!("app{i}"), app.write().unwrap(), 0o040000)
+            .unwrap();
+    }
+    let mut envs = repo.treebuilder(None).unwrap();
+    envs.insert("bench", env.write().unwrap(), 0o040000)
+        .unwrap();
+    let mut root = repo.treebuilder(Some(&head.tree().unwrap())).unwrap();
+    root.insert("envs", envs.write().unwrap(), 0o040000)
+        .unwrap();
+    let tree = repo.find_tree(root.write().unwrap()).unwrap();
+    let sig = git2::Signature::now("bench", "bench@x").unwrap();
+    repo.commit(
+        Some("refs/heads/main"),
+        &sig,
+        &sig,
+        "many apps",
+        &tree,
+        &[&head],
+    )
+    .unwrap();
+    url
+}
+
+async fn bench_repo_size(cache: &Path) {
+    println!("\n## commit cost against repository size (one change, fetch + commit + push)");
+    let mut medians = vec![];
+    for folders in [100, var("BENCH_BIG_FOLDERS", 10_000)] {
+        let url = big_repo(folders);
+        let writer = Writer::new(
+            cache.join(format!("big-{folders}")),
+            WriterOptions::default(),
+        );
+        let key = RepoKey {
+            url,
+            branch: "main".into(),
+        };
+        writer.probe(key.clone(), Credentials::None).await.unwrap();
+        let mut lat = vec![];
+        for i in 0..20 {
+            let t = Instant::now();
+            writer
+                .submit(
+                    key.clone(),
+                    Credentials::None,
+                    change("probe", &format!("1.{i}")),
+                )
+                .await
+                .unwrap();
+            lat.push(t.elapsed());
+        }
+        lat.sort();
+        let p50 = percentile(&lat, 0.5);
+        println!("{folders:>6} app folders: commit+push p50 {}", ms(p50));
+        medians.push(p50);
+    }
+    println!(
+        "ratio large/small: {:.2}x (target: within 2x)",
+        medians[1].as_secs_f64() / medians[0].as_secs_f64()
+    );
+}
+
+async fn bench_soak(cache: &Path) {
+    let n = var("BENCH_SOAK_CHANGES", 3000);
+    let apps = 50;
+    println!("\n## churn soak: {n} changes over {apps} apps, writer in this process");
+    let url = new_repo(&format!("bench-soak-{}", std::process::id()));
+    let writer = Writer::new(cache.join("soak"), WriterOptions::default());
+    let key = RepoKey {
+        url,
+        branch: "main".into(),
+    };
+    writer.probe(key.clone(), Credentials::None).await.unwrap();
+    let pid = std::process::id();
+    let start_rss = rss_kib(pid);
+    let start = Instant::now();
+    let mut max_rss = start_rss;
+    for round in 0..n / apps {
+        let tasks: Vec<_> = (0..apps)
+            .map(|a| {
+                let (w, k) = (writer.clone(), key.clone());
+                let c = change(&format!("app{a}"), &format!("1.{round}"));
+                tokio::spawn(async move { w.submit(k, Credentials::None, c).await.unwrap() })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        max_rss = max_rss.max(rss_kib(pid));
+    }
+    println!(
+        "soak: {n} changes in {:.1} s; RSS start {} MiB, end {} MiB, max {} MiB",
+        start.elapsed().as_secs_f64(),
+        start_rss / 1024,
+        rss_kib(pid) / 1024,
+        max_rss / 1024
+    );
+}
+
+/// Controller-level: Releases applied with the API, time until each shows Committed; and the
+/// controller's memory holding many Releases.
+async fn bench_controller(cache: &Path) {
+    let client = kube::Client::try_default().await.expect("kube client");
+    let ns = format!("bench-{}", std::process::id());
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let url = new_repo(&ns);
+    let envs: Api<Environment> = Api::namespaced(client.clone(), &ns);
+    let rels: Api<Release> = Api::namespaced(client.clone(), &ns);
+    let pp = PatchParams::apply("bench").force();
+    envs.patch("live", &pp, &Patch::Apply(json!({"apiVersion": "tumbler.dev/v1alpha1", "kind": "Environment", "metadata": {"name": "live"},
+        "spec": {"repository": {"url": url, "path": "envs/live"}}}))).await.unwrap();
+    envs.patch("parked", &pp, &Patch::Apply(json!({"apiVersion": "tumbler.dev/v1alpha1", "kind": "Environment", "metadata": {"name": "parked"},
+        "spec": {"repository": {"url": url, "path": "envs/parked"}, "suspend": true}}))).await.unwrap();
+
+    let log = std::fs::File::create(cache.join("controller.log")).unwrap();
+    let mut controller = Command::new(env!("CARGO_BIN_EXE_tumbler"))
+        .args([
+            "controller",
+            "--watch-namespace",
+            &ns,
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--log",
+            "warn",
+            "--concurrency",
+            "16",
+            "--cache-dir",
+        ])
+        .arg(cache.join("controller-cache"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .unwrap();
+    let pid = controller.id();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    println!("\n## controller (one process, Releases created with the API)");
+    println!("controller idle RSS: {} MiB", rss_kib(pid) / 1024);
+
+    let n = var("BENCH_CONTROLLER_RELEASES", 1000);
+    let start = Instant::now();
+    for chunk in (0..n).collect::<Vec<_>>().chunks(50) {
+        let futs = chunk.iter().map(|i| {
+            let (rels, pp) = (rels.clone(), pp.clone());
+            async move {
+                rels.patch(
+                    &format!("app{i}"),
+                    &pp,
+                    &Patch::Apply(release_doc(
+                        &format!("app{i}"),
+                        "live",
+                        &format!("app{i}"),
+                        "1.0.0",
+                    )),
+                )
+                .await
+            }
+        });
+        for r in futures::future::join_all(futs).await {
+            r.unwrap();
+        }
+    }
+    let created = start.elapsed();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let committed = loop {
+        let list = rels.list(&ListParams::default()).await.unwrap();
+        let done = list
+            .items
+            .iter()
+            .filter(|r| {
+                r.status
+                    .as_ref()
+                    .is_some_and(|s| s.phase == Phase::Committed && s.commit.is_some())
+            })
+            .count();
+        if done == n || Instant::now() > deadline {
+            break (done, start.elapsed(), list.items);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let mut lags: Vec<i64> = committed
+        .2
+        .iter()
+        .filter_map(|r| {
+            let created = r.metadata.creation_timestamp.as_ref()?.0;
+            let c = r
+                .status
+                .as_ref()?
+                .conditions
+                .iter()
+                .find(|c| c.type_ == "Committed")?;
+            Some((c.last_transition_time.0 - created).get_seconds())
+        })
+        .collect();
+    lags.sort();
+    println!(
+        "{n} Releases: created in {:.1} s, {} Committed after {:.1} s; creation→Committed p50 {} s, max {} s (1 s resolution)",
+        created.as_secs_f64(),
+        committed.0,
+        committed.1.as_secs_f64(),
+        lags.get(lags.len() / 2).copied().unwrap_or(-1),
+        lags.last().copied().unwrap_or(-1)
+    );
+    println!(
+        "controller RSS with {n} committed Releases: {} MiB",
+        rss_kib(pid) / 1024
+    );
+
+    let parked = var("BENCH_CONTROLLER_HELD", 10_000);
+    let start = Instant::now();
+    for chunk in (0..parked).collect::<Vec<_>>().chunks(100) {
+        let futs = chunk.iter().map(|i| {
+            let (rels, pp) = (rels.clone(), pp.clone());
+            async move {
+                rels.patch(
+                    &format!("held{i}"),
+                    &pp,
+                    &Patch::Apply(release_doc(
+                        &format!("held{i}"),
+                        "parked",
+                        &format!("held{i}"),
+                        "1.0.0",
+                    )),
+                )
+                .await
+            }
+        });
+        for r in futures::future::join_all(futs).await {
+            r.unwrap();
+        }
+    }
+    // Wait until the controller has looked at them all (suspended: Reconciling, no git).
+    loop {
+        let list = rels.list(&ListParams::default().labels("")).await.unwrap();
+        let seen = list.items.iter().filter(|r| r.status.is_some()).count();
+        if seen >= n + parked || start.elapsed() > Duration::from_secs(600) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    println!(
+        "controller RSS holding {} Releases: {} MiB (reconciled all in {:.1} s)",
+        n + parked,
+        rss_kib(pid) / 1024,
+        start.elapsed().as_secs_f64()
+    );
+    let _ = controller.kill();
+    let _ = controller.wait();
+    let _ = namespaces.delete(&ns, &Default::default()).await;
+}
+
+#[tokio::main]
+async fn main() {
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let run = |name: &str| only.is_empty() || only.split(',').any(|o| o == name);
+    let tmp = tempfile::tempdir().unwrap();
+    if run("render") {
+        bench_render();
+    }
+    if run("writer") {
+        bench_writer(tmp.path()).await;
+        let baseline = if run("baseline") {
+            Some(bench_baseline(tmp.path()))
+        } else {
+            None
+        };
+        if let Some(b) = baseline {
+            let (total, _) = writer_burst(var("BENCH_BASELINE", 100), tmp.path()).await;
+            println!(
+                "\n## baseline: the same {} changes as a CI job makes them (git CLI: clone, edit, commit, push each)",
+                var("BENCH_BASELINE", 100)
+            );
+            println!(
+                "git CLI {}; Tumbler's writer {}; ratio {:.0}x",
+                ms(b),
+                ms(total),
+                b.as_secs_f64() / total.as_secs_f64()
+            );
+        }
+    }
+    if run("size") {
+        bench_repo_size(tmp.path()).await;
+    }
+    if run("soak") {
+        bench_soak(tmp.path()).await;
+    }
+    if run("controller") {
+        bench_controller(tmp.path()).await;
+    }
+    let _ = BTreeMap::<u8, u8>::new();
+}
