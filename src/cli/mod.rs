@@ -8,8 +8,7 @@ use clap::{Parser, Subcommand};
 
 use crate::{Error, Result};
 
-/// Exit code of a subcommand that is not built yet.
-const EXIT_NOT_BUILT: u8 = 3;
+mod history;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -45,9 +44,9 @@ pub enum Command {
         out: Option<PathBuf>,
     },
     /// Show the release log of an Environment from git.
-    Log,
+    Log(history::LogArgs),
     /// Roll a Release back to an earlier version or commit.
-    Rollback,
+    Rollback(history::RollbackArgs),
     /// Print the version.
     Version,
 }
@@ -66,8 +65,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             environment,
             out,
         } => render(&file, environment.as_deref(), out.as_deref()).map(|_| ExitCode::SUCCESS),
-        Command::Log => not_built("tumbler log"),
-        Command::Rollback => not_built("tumbler rollback"),
+        Command::Log(args) => history::log(args).map(|_| ExitCode::SUCCESS),
+        Command::Rollback(args) => history::rollback(args).map(|_| ExitCode::SUCCESS),
     }
 }
 
@@ -243,11 +242,6 @@ fn render(
         }
     }
     Ok(())
-}
-
-fn not_built(what: &'static str) -> Result<ExitCode> {
-    eprintln!("tumbler: {}", Error::NotImplemented(what));
-    Ok(ExitCode::from(EXIT_NOT_BUILT))
 }
 
 fn crds(out: Option<PathBuf>) -> Result<()> {

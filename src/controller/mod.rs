@@ -13,6 +13,7 @@ mod status;
 
 pub use context::{Config, Context, LeaderElection, run};
 pub use error::Error;
+pub use release::{ROLLBACK_ANNOTATION, read_credentials};
 
 /// Field manager of everything Tumbler writes with server-side apply.
 pub const MANAGER: &str = "tumbler";

@@ -218,7 +218,9 @@ async fn pipeline(
             name: author.name,
             email: author.email,
         },
-        kind: ChangeKind::Release,
+        kind: rollback_of(rel)
+            .map(|from| ChangeKind::Rollback { from })
+            .unwrap_or(ChangeKind::Release),
     };
     let (commit, pushed) = match ctx
         .writer
@@ -283,6 +285,20 @@ async fn pipeline(
     flux_feedback(ctx, rel, &env, &repo, &creds, &commit, st, now).await
 }
 
+/// Annotation `tumbler rollback` sets: `<from version>` → the spec it restored.
+pub const ROLLBACK_ANNOTATION: &str = "tumbler.dev/rollback";
+
+/// The version a Release was rolled back from, while its spec is the rolled-back one.
+fn rollback_of(rel: &Release) -> Option<String> {
+    let value = rel
+        .metadata
+        .annotations
+        .as_ref()?
+        .get(ROLLBACK_ANNOTATION)?;
+    let (from, to) = value.split_once(" -> ")?;
+    (to == rel.spec.version).then(|| from.to_string())
+}
+
 /// The Release that owns `spec.app` in this Environment when several claim it: the oldest,
 /// then the first by name. `None` when `rel` owns it.
 fn claimant(ctx: &Context, rel: &Release) -> Option<String> {
@@ -322,11 +338,19 @@ fn owner_of(bytes: &[u8]) -> Option<String> {
 /// Reads the Environment's credentials Secret. The values never leave this function except
 /// inside `Credentials`, whose Debug output is redacted.
 pub(super) async fn credentials(ctx: &Context, env: &Environment) -> Result<Credentials, Error> {
+    read_credentials(&ctx.client, env).await
+}
+
+/// The credentials of an Environment, from its Secret.
+pub async fn read_credentials(
+    client: &kube::Client,
+    env: &Environment,
+) -> Result<Credentials, Error> {
     let Some(secret_ref) = env.spec.repository.secret_ref.as_ref() else {
         return Ok(Credentials::None);
     };
     let ns = env.namespace().unwrap_or_default();
-    let secret = Api::<Secret>::namespaced(ctx.client.clone(), &ns)
+    let secret = Api::<Secret>::namespaced(client.clone(), &ns)
         .get_opt(&secret_ref.name)
         .await?
         .ok_or_else(|| Error::SecretNotFound {
