@@ -18,8 +18,10 @@ build: deps ## Build the tumbler binary (debug).
 release: deps ## Build the release binary (target/release/tumbler).
 	$(CARGO) build --locked --release
 
-crds: ## Regenerate crds/ from the Rust types.
+crds: ## Regenerate crds/ (and its copies in the chart and config/crd) from the Rust types.
 	$(CARGO) run --quiet --locked -- crds --out crds
+	$(CARGO) run --quiet --locked -- crds --out charts/tumbler/crds
+	$(CARGO) run --quiet --locked -- crds --out config/crd/bases
 
 fmt: ## Format the code.
 	$(CARGO) fmt

@@ -1,0 +1,16 @@
+{{- define "tumbler.name" -}}tumbler{{- end -}}
+{{- define "tumbler.fullname" -}}{{ .Release.Name | trunc 63 | trimSuffix "-" }}{{- end -}}
+{{- define "tumbler.labels" -}}
+app.kubernetes.io/name: tumbler
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ .Chart.Name }}-{{ .Chart.Version }}
+{{- end -}}
+{{- define "tumbler.selector" -}}
+app.kubernetes.io/name: tumbler
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+{{- define "tumbler.serviceAccount" -}}
+{{- if .Values.serviceAccount.create -}}{{ default (include "tumbler.fullname" .) .Values.serviceAccount.name }}{{- else -}}{{ default "default" .Values.serviceAccount.name }}{{- end -}}
+{{- end -}}
