@@ -171,7 +171,10 @@ fn committed_crds_match_the_generated_ones() {
         for (file, body) in tumbler::api::crds_yaml().unwrap() {
             let path = root().join(dir).join(&file);
             let committed = std::fs::read_to_string(&path).unwrap_or_default();
-            assert!(committed == body, "{dir}/{file} is stale: run `make crds` and commit the result");
+            assert!(
+                committed == body,
+                "{dir}/{file} is stale: run `make crds` and commit the result"
+            );
         }
     }
 }
@@ -183,10 +186,21 @@ fn kustomize_rbac_equals_the_chart_rbac() {
         let v = yaml_file(&root().join(path));
         if v.is_array() { v } else { v["rules"].clone() }
     };
-    let mut chart = rules("charts/tumbler/files/rbac/controller-rules.yaml").as_array().unwrap().clone();
-    chart.extend(rules("charts/tumbler/files/rbac/secret-rules.yaml").as_array().unwrap().clone());
+    let mut chart = rules("charts/tumbler/files/rbac/controller-rules.yaml")
+        .as_array()
+        .unwrap()
+        .clone();
+    chart.extend(
+        rules("charts/tumbler/files/rbac/secret-rules.yaml")
+            .as_array()
+            .unwrap()
+            .clone(),
+    );
     assert_eq!(rules("config/rbac/role.yaml"), Value::Array(chart));
-    assert_eq!(rules("config/rbac/leader_election_role.yaml"), rules("charts/tumbler/files/rbac/leader-election-rules.yaml"));
+    assert_eq!(
+        rules("config/rbac/leader_election_role.yaml"),
+        rules("charts/tumbler/files/rbac/leader-election-rules.yaml")
+    );
 }
 
 #[test]

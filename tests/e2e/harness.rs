@@ -35,6 +35,13 @@ pub struct Scenario {
 impl Scenario {
     /// A namespace `e2e-<name>-<suffix>` and a controller watching it.
     pub async fn new(name: &str) -> Scenario {
+        let mut s = Scenario::bare(name).await;
+        s.start_controller();
+        s
+    }
+
+    /// A namespace, without a controller (the test starts its own).
+    pub async fn bare(name: &str) -> Scenario {
         let _ = harness_var("KUBECONFIG");
         let client = Client::try_default()
             .await
@@ -63,35 +70,57 @@ impl Scenario {
             controller: None,
             cache,
         };
-        s.start_controller();
+        s.controller = None;
         s
     }
 
     /// Starts (or restarts) the controller process for this namespace.
     pub fn start_controller(&mut self) {
+        let child = self.spawn_controller("", &["--metrics-addr", "127.0.0.1:0"], &[]);
+        self.controller = Some(child);
+    }
+
+    /// Starts one more controller for this namespace, with extra arguments and environment,
+    /// logging to `controller-<ns><tag>.log`; the caller owns the process.
+    pub fn spawn_controller(&self, tag: &str, args: &[&str], envs: &[(&str, &str)]) -> Child {
+        let path = self
+            .log
+            .with_file_name(format!("controller-{}{tag}.log", self.ns));
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(&self.log)
+            .open(&path)
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_tumbler"))
+        let cache = self.cache.with_file_name(format!(
+            "{}{tag}",
+            self.cache.file_name().unwrap().to_string_lossy()
+        ));
+        Command::new(env!("CARGO_BIN_EXE_tumbler"))
             .args([
                 "controller",
                 "--watch-namespace",
                 &self.ns,
                 "--log-format",
                 "text",
-                "--metrics-addr",
-                "127.0.0.1:0",
                 "--cache-dir",
             ])
-            .arg(&self.cache)
+            .arg(&cache)
+            .args(args)
             .env("TUMBLER_LOG", "info,tumbler=debug,kube=warn")
+            .envs(envs.iter().copied())
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
             .spawn()
-            .expect("start tumbler controller");
-        self.controller = Some(child);
+            .expect("start tumbler controller")
+    }
+
+    /// The log of a controller started with `spawn_controller(tag, ..)`.
+    pub fn log_of(&self, tag: &str) -> String {
+        std::fs::read_to_string(
+            self.log
+                .with_file_name(format!("controller-{}{tag}.log", self.ns)),
+        )
+        .unwrap_or_default()
     }
 
     /// Kills the controller without warning (SIGKILL), as a crash would.

@@ -4,6 +4,7 @@
 mod api;
 mod flux;
 mod harness;
+mod install;
 
 use std::time::Duration;
 

@@ -1,0 +1,407 @@
+//! Shipping: the Helm chart and the kustomize config install on the real API server with
+//! the same RBAC; the controller works with the chart's ServiceAccount and nothing more;
+//! leader election hands over without duplicate or lost commits; metrics and health answer.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::api::Api;
+use serde_json::{Value, json};
+
+use crate::harness::*;
+
+fn run(cmd: &str, args: &[&str], stdin: Option<&str>) -> (bool, String) {
+    use std::io::Write;
+    let mut child = Command::new(cmd)
+        .args(args)
+        .current_dir(repo_root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{cmd}: {e} (source .tumbler-dev/env puts it on PATH)"));
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+fn must(cmd: &str, args: &[&str], stdin: Option<&str>) -> String {
+    let (ok, out) = run(cmd, args, stdin);
+    assert!(ok, "{cmd} {args:?} failed:\n{out}");
+    out
+}
+
+fn docs(yaml: &str) -> Vec<Value> {
+    yaml.split("\n---")
+        .filter_map(|d| serde_saphyr::from_str::<Value>(d).ok())
+        .filter(|v| v.is_object())
+        .collect()
+}
+
+fn cluster_role_rules(yaml: &str) -> Value {
+    docs(yaml)
+        .into_iter()
+        .find(|d| d["kind"] == "ClusterRole")
+        .expect("a ClusterRole")["rules"]
+        .clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chart_and_kustomize_install_on_the_api_server_with_the_same_rbac() {
+    let s = Scenario::bare("install").await;
+    must("helm", &["lint", "charts/tumbler"], None);
+    let variants: [&[&str]; 3] = [
+        &[],
+        &["--set", &format!("watchNamespaces={{{}}}", s.ns)],
+        &[
+            "--set",
+            "replicas=2",
+            "--set",
+            "gitCache.type=pvc",
+            "--set",
+            "logFormat=text",
+            "--set",
+            "fluxNudge=false",
+        ],
+    ];
+    let mut default_render = String::new();
+    for extra in variants {
+        let mut args = vec![
+            "template",
+            "t",
+            "charts/tumbler",
+            "-n",
+            &s.ns,
+            "--kube-version",
+            "v1.36.3",
+        ];
+        args.extend_from_slice(extra);
+        let rendered = must("helm", &args, None);
+        if default_render.is_empty() {
+            default_render = rendered.clone();
+        }
+        must(
+            "kubectl",
+            &["apply", "--dry-run=server", "-f", "-"],
+            Some(&rendered),
+        );
+    }
+    let kustomized = must("kubectl", &["kustomize", "config/default"], None);
+    assert_eq!(
+        cluster_role_rules(&default_render),
+        cluster_role_rules(&kustomized),
+        "chart and config/rbac differ"
+    );
+    must(
+        "kubectl",
+        &[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-k",
+            "config/default",
+        ],
+        None,
+    );
+    must(
+        "kubectl",
+        &["-n", "tumbler-system", "get", "deployment", "tumbler"],
+        None,
+    );
+    s.finish().await;
+}
+
+/// A kubeconfig that authenticates as a ServiceAccount of `ns`.
+fn service_account_kubeconfig(ns: &str, sa: &str) -> std::path::PathBuf {
+    let token = must(
+        "kubectl",
+        &["-n", ns, "create", "token", sa, "--duration", "1h"],
+        None,
+    );
+    let server = must(
+        "kubectl",
+        &[
+            "config",
+            "view",
+            "--minify",
+            "-o",
+            "jsonpath={.clusters[0].cluster.server}",
+        ],
+        None,
+    );
+    let ca = must(
+        "kubectl",
+        &[
+            "config",
+            "view",
+            "--minify",
+            "-o",
+            "jsonpath={.clusters[0].cluster.certificate-authority}",
+        ],
+        None,
+    );
+    let path = std::env::temp_dir().join(format!("kubeconfig-{ns}-{sa}"));
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: \"{server}\", certificate-authority: \"{ca}\"}}\nusers:\n- name: u\n  user: {{token: \"{}\"}}\ncontexts:\n- name: x\n  context: {{cluster: c, user: u, namespace: {ns}}}\ncurrent-context: x\n",
+            token.trim()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controller_works_with_the_chart_service_account_and_reads_no_other_secrets() {
+    let s = Scenario::bare("rbac").await;
+    let release = format!("t-{}", s.ns);
+    let rendered = must(
+        "helm",
+        &[
+            "template",
+            &release,
+            "charts/tumbler",
+            "-n",
+            &s.ns,
+            "--kube-version",
+            "v1.36.3",
+            "--set",
+            &format!("watchNamespaces={{{}}}", s.ns),
+        ],
+        None,
+    );
+    // Everything but the Deployment: the controller runs here, out of cluster.
+    let objects: Vec<String> = rendered
+        .split("\n---")
+        .filter(|d| !d.contains("kind: Deployment"))
+        .map(str::to_string)
+        .collect();
+    must(
+        "kubectl",
+        &["apply", "-f", "-"],
+        Some(&objects.join("\n---\n")),
+    );
+    let sa = release.clone();
+    let who = format!("system:serviceaccount:{}:{sa}", s.ns);
+    for (verb, ns, want) in [
+        ("get", s.ns.as_str(), "yes"),
+        ("list", s.ns.as_str(), "no"),
+        ("get", "kube-system", "no"),
+        ("watch", s.ns.as_str(), "no"),
+    ] {
+        let (_, out) = run(
+            "kubectl",
+            &["auth", "can-i", verb, "secrets", "-n", ns, "--as", &who],
+            None,
+        );
+        assert_eq!(out.trim(), want, "can {who} {verb} secrets in {ns}?");
+    }
+
+    let kubeconfig = service_account_kubeconfig(&s.ns, &sa);
+    let mut controller = s.spawn_controller(
+        "-sa",
+        &["--metrics-addr", "127.0.0.1:0"],
+        &[("KUBECONFIG", kubeconfig.to_str().unwrap())],
+    );
+    let url = new_repo(&s.ns, true);
+    s.secret(
+        "creds",
+        &[
+            ("username", &harness_var("TUMBLER_GIT_USERNAME")),
+            ("password", &harness_var("TUMBLER_GIT_PASSWORD")),
+        ],
+    )
+    .await;
+    s.apply(
+        &s.environments(),
+        environment(
+            "staging",
+            &url,
+            json!({"repository": {"secretRef": {"name": "creds"}}}),
+        ),
+    )
+    .await;
+    s.apply(
+        &s.releases(),
+        template_release("api", "staging", "api", "1.0.0"),
+    )
+    .await;
+    s.wait_release("api", "committed as the ServiceAccount", |r| {
+        ready_is(r, "True", "Committed")
+    })
+    .await;
+    s.wait_environment("staging", "Ready", |e| {
+        tumbler::api::Conditioned::is_true(e, "Ready")
+    })
+    .await;
+    let log = s.log_of("-sa");
+    assert!(
+        !log.to_lowercase().contains("forbidden"),
+        "the controller hit RBAC denials:\n{log}"
+    );
+    let _ = controller.kill();
+    let _ = controller.wait();
+    s.finish().await;
+}
+
+fn kill(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_election_hands_over_without_duplicate_or_lost_commits() {
+    let s = Scenario::bare("leader").await;
+    let url = new_repo(&s.ns, false);
+    s.apply(&s.environments(), environment("staging", &url, json!({})))
+        .await;
+    let args = [
+        "--leader-election",
+        "--leader-election-namespace",
+        &s.ns,
+        "--lease-seconds",
+        "4",
+        "--metrics-addr",
+        "127.0.0.1:0",
+    ];
+    let mut a = s.spawn_controller("-a", &args, &[("POD_NAME", "ctl-a")]);
+    let mut b = s.spawn_controller("-b", &args, &[("POD_NAME", "ctl-b")]);
+    for i in 0..5 {
+        s.apply(
+            &s.releases(),
+            template_release(&format!("r{i}"), "staging", &format!("app{i}"), "1.0.0"),
+        )
+        .await;
+    }
+    for i in 0..5 {
+        s.wait_release(&format!("r{i}"), "committed", |r| {
+            ready_is(r, "True", "Committed")
+        })
+        .await;
+    }
+    let leases: Api<Lease> = Api::namespaced(s.client.clone(), &s.ns);
+    let holder = leases
+        .get("tumbler-leader")
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .holder_identity
+        .unwrap();
+    let follower_tag = if holder == "ctl-a" { "-b" } else { "-a" };
+    assert!(
+        !s.log_of(follower_tag).contains("pushed"),
+        "the follower wrote to git"
+    );
+
+    // The leader dies; the follower takes over within the lease time.
+    let killed = Instant::now();
+    if holder == "ctl-a" {
+        kill(&mut a)
+    } else {
+        kill(&mut b)
+    }
+    for i in 5..10 {
+        s.apply(
+            &s.releases(),
+            template_release(&format!("r{i}"), "staging", &format!("app{i}"), "1.0.0"),
+        )
+        .await;
+    }
+    s.apply(
+        &s.releases(),
+        template_release("r0", "staging", "app0", "1.0.1"),
+    )
+    .await;
+    for i in 5..10 {
+        s.wait_release(&format!("r{i}"), "committed by the new leader", |r| {
+            ready_is(r, "True", "Committed")
+        })
+        .await;
+    }
+    s.wait_release("r0", "update committed", |r| {
+        ready_is(r, "True", "Committed")
+            && r.metadata.generation == Some(2)
+            && r.status.as_ref().unwrap().observed_generation == Some(2)
+    })
+    .await;
+    println!(
+        "hand-over: all new changes committed {:.1} s after the leader was killed",
+        killed.elapsed().as_secs_f64()
+    );
+    assert!(s.log_of(follower_tag).contains("acquired the leader lease"));
+    let clone = Clone::of(&url);
+    assert_eq!(
+        clone.commits(),
+        1 + 10 + 1,
+        "a commit was duplicated or lost"
+    );
+    for i in 0..10 {
+        assert!(clone.exists(&format!("envs/staging/app{i}/deployment-app{i}.yaml")));
+    }
+    kill(&mut a);
+    kill(&mut b);
+    s.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_and_health_endpoints_answer() {
+    let s = Scenario::bare("metrics").await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut controller = s.spawn_controller("-m", &["--metrics-addr", &addr], &[]);
+    let url = new_repo(&s.ns, false);
+    s.apply(&s.environments(), environment("staging", &url, json!({})))
+        .await;
+    s.apply(
+        &s.releases(),
+        template_release("api", "staging", "api", "1.0.0"),
+    )
+    .await;
+    s.wait_release("api", "committed", |r| ready_is(r, "True", "Committed"))
+        .await;
+    let get = |path: &str| run("curl", &["-sf", &format!("http://{addr}{path}")], None);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !get("/readyz").0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(get("/healthz"), (true, "ok".into()));
+    assert_eq!(get("/readyz"), (true, "ok".into()));
+    let (ok, metrics) = get("/metrics");
+    assert!(ok);
+    for needle in [
+        "tumbler_reconciles_total{kind=\"Release\"}",
+        "tumbler_reconcile_duration_seconds_bucket{",
+        "tumbler_releases{phase=\"Committed\"} 1",
+        "tumbler_git_operations_total{operation=\"push\"}",
+        "tumbler_git_queue_depth",
+    ] {
+        assert!(
+            metrics.contains(needle),
+            "{needle} missing from /metrics:\n{metrics}"
+        );
+    }
+    let _ = controller.kill();
+    let _ = controller.wait();
+    s.finish().await;
+}
