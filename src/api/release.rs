@@ -478,6 +478,37 @@ pub struct ReleaseStatus {
     /// One sentence on the current state, for `kubectl get -o wide`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The workloads the Release applied, as the cluster runs them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workloads: Vec<WorkloadStatus>,
+    /// The last applied versions, newest first (the Environment's `historyLimit`, default 10).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<HistoryEntry>,
+}
+
+/// The rollout of one workload.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadStatus {
+    pub kind: String,
+    pub name: String,
+    pub desired: i32,
+    pub updated: i32,
+    pub ready: i32,
+    pub available: i32,
+    /// Why the rollout is not done (e.g. `ProgressDeadlineExceeded`, `ImagePullBackOff`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// One applied version.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEntry {
+    pub version: String,
+    pub commit: String,
+    /// When Tumbler saw it applied (RFC 3339).
+    pub applied_at: String,
 }
 
 impl Conditioned for Release {

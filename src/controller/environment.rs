@@ -130,10 +130,93 @@ async fn apply(env: Arc<Environment>, ctx: &Context) -> Result<Action, Error> {
             }
         }
     };
+    flux_condition(ctx, &env, &mut st, &now).await;
+    // Flux's state is not watched here; look again soon while Flux objects are named.
+    let has_flux = env
+        .spec
+        .flux
+        .as_ref()
+        .is_some_and(|f| !f.kustomizations.is_empty());
+    let requeue = if has_flux {
+        requeue.min(std::time::Duration::from_secs(30))
+    } else {
+        requeue
+    };
     summarise(&mut st.conditions, &summary, env.metadata.generation, &now);
     st.observed_generation = env.metadata.generation;
     write_status(ctx, &env, &old, st).await?;
     Ok(Action::requeue(requeue))
+}
+
+/// `FluxReady`: whether the Kustomizations the Environment names exist, run and succeed.
+async fn flux_condition(
+    ctx: &Context,
+    env: &Environment,
+    st: &mut EnvironmentStatus,
+    now: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
+) {
+    use crate::api::{Status, condition, remove_condition, set_condition};
+    use crate::flux::{FluxObject, kustomization_resource};
+    use kube::api::{Api, DynamicObject};
+    let kustomizations = env
+        .spec
+        .flux
+        .as_ref()
+        .map(|f| f.kustomizations.clone())
+        .unwrap_or_default();
+    if kustomizations.is_empty() {
+        remove_condition(&mut st.conditions, "FluxReady");
+        return;
+    }
+    let env_ns = env.namespace().unwrap_or_default();
+    let mut problems = vec![];
+    let mut reason = "KustomizationsReady";
+    for ks in &kustomizations {
+        let ns = ks.namespace.clone().unwrap_or_else(|| env_ns.clone());
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(ctx.client.clone(), &ns, &kustomization_resource());
+        match api.get_opt(&ks.name).await {
+            Ok(Some(obj)) => {
+                let k = FluxObject::from_dynamic(&obj);
+                if k.suspended {
+                    reason = "FluxSuspended";
+                    problems.push(format!("Kustomization {ns}/{} is suspended", ks.name));
+                } else if let Some(r) = k.ready().filter(|r| r.status == "False") {
+                    reason = "FluxFailing";
+                    problems.push(format!(
+                        "Kustomization {ns}/{} is failing ({}): {}",
+                        ks.name, r.reason, r.message
+                    ));
+                }
+            }
+            Ok(None) => {
+                reason = "FluxKustomizationNotFound";
+                problems.push(format!("Kustomization {ns}/{} does not exist", ks.name));
+            }
+            Err(e) => {
+                reason = "FluxUnknown";
+                problems.push(format!("Kustomization {ns}/{}: {e}", ks.name));
+            }
+        }
+    }
+    let c = if problems.is_empty() {
+        condition(
+            "FluxReady",
+            Status::True,
+            reason,
+            "every Kustomization that applies this Environment is ready",
+            env.metadata.generation,
+        )
+    } else {
+        condition(
+            "FluxReady",
+            Status::False,
+            reason,
+            problems.join("; "),
+            env.metadata.generation,
+        )
+    };
+    set_condition(&mut st.conditions, c, now.clone());
 }
 
 /// An Environment with Releases stays (and says so) until they are gone, so that each

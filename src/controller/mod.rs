@@ -7,6 +7,7 @@ mod admin;
 mod context;
 mod environment;
 mod error;
+mod health;
 pub mod metrics;
 mod release;
 mod status;

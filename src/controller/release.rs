@@ -61,9 +61,9 @@ pub fn waiting_for_flux(rel: &Release) -> bool {
 }
 
 /// What one pass of the pipeline ended with.
-struct Report {
-    summary: Summary<'static>,
-    requeue: Duration,
+pub(super) struct Report {
+    pub(super) summary: Summary<'static>,
+    pub(super) requeue: Duration,
 }
 
 async fn apply(rel: Arc<Release>, ctx: &Context) -> Result<Action, Error> {
@@ -205,6 +205,64 @@ async fn pipeline(
             });
         }
     }
+    // This generation is already in git: do not write again; report drift instead, so that
+    // hand edits are shown (and only the next change to the Release overwrites them).
+    let written = st.observed_generation == generation
+        && st.rendered_digest.as_deref() == Some(rendered.digest.as_str())
+        && st.commit.is_some()
+        && st
+            .conditions
+            .iter()
+            .any(|c| c.type_ == api::COMMITTED && c.status == "True");
+    if written {
+        let current = ctx
+            .writer
+            .read_app(
+                repo.clone(),
+                creds.clone(),
+                &env.spec.repository.path,
+                &rel.spec.app,
+            )
+            .await?
+            .unwrap_or_default();
+        let changed = changed_paths(&rendered.files, &current);
+        let drift = if changed.is_empty() {
+            condition(
+                api::DRIFTED,
+                Status::False,
+                "InSync",
+                "the app folder in git is what the Release renders",
+                generation,
+            )
+        } else {
+            condition(
+                api::DRIFTED,
+                Status::True,
+                "ChangedOutsideTumbler",
+                format!(
+                    "{} changed in git outside Tumbler: {}; the next change to the Release writes its rendered state again",
+                    rendered.app_dir,
+                    changed.join(", ")
+                ),
+                generation,
+            )
+        };
+        set_condition(&mut st.conditions, drift, now.clone());
+        let commit = st.commit.clone().unwrap_or_default();
+        return report_flux(
+            ctx,
+            rel,
+            &env,
+            &repo,
+            &creds,
+            &commit,
+            false,
+            &rendered.namespace,
+            st,
+            now,
+        )
+        .await;
+    }
     let author = env.author();
     let change = Change {
         release: this,
@@ -260,7 +318,36 @@ async fn pipeline(
         now.clone(),
     );
 
-    // Report what Flux did with it.
+    api::remove_condition(&mut st.conditions, api::DRIFTED);
+    report_flux(
+        ctx,
+        rel,
+        &env,
+        &repo,
+        &creds,
+        &commit,
+        pushed,
+        &rendered.namespace,
+        st,
+        now,
+    )
+    .await
+}
+
+/// Reports what Flux (and the cluster) did with the commit.
+#[allow(clippy::too_many_arguments)]
+async fn report_flux(
+    ctx: &Context,
+    rel: &Release,
+    env: &Environment,
+    repo: &RepoKey,
+    creds: &Credentials,
+    commit: &str,
+    pushed: bool,
+    namespace: &str,
+    st: &mut ReleaseStatus,
+    now: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
+) -> Result<Report, Error> {
     let kustomizations = env
         .spec
         .flux
@@ -268,6 +355,7 @@ async fn pipeline(
         .map(|f| f.kustomizations.clone())
         .unwrap_or_default();
     if kustomizations.is_empty() {
+        record_history(st, rel, env, commit, now);
         return Ok(Report {
             summary: Summary::Ready {
                 reason: "Committed",
@@ -280,9 +368,61 @@ async fn pipeline(
         });
     }
     if pushed && ctx.config.nudge_flux {
-        nudge_flux(ctx, &env, &kustomizations).await;
+        nudge_flux(ctx, env, &kustomizations).await;
     }
-    flux_feedback(ctx, rel, &env, &repo, &creds, &commit, st, now).await
+    let mut report = flux_feedback(ctx, rel, env, repo, creds, commit, st, now).await?;
+    if st.phase == Phase::Ready {
+        // Flux applied it; now the workloads must run it.
+        match super::health::workload_health(ctx, rel, namespace, st).await? {
+            Some(r) => report = r,
+            None => record_history(st, rel, env, commit, now),
+        }
+    }
+    Ok(report)
+}
+
+/// The paths that differ between what the Release renders and what git has.
+fn changed_paths(
+    rendered: &crate::gitops::AppFiles,
+    current: &crate::gitops::AppFiles,
+) -> Vec<String> {
+    let mut paths: Vec<String> = rendered
+        .iter()
+        .filter(|(p, b)| current.get(*p) != Some(*b))
+        .map(|(p, _)| p.clone())
+        .chain(
+            current
+                .keys()
+                .filter(|p| !rendered.contains_key(*p))
+                .cloned(),
+        )
+        .collect();
+    paths.sort();
+    paths.dedup();
+    paths
+}
+
+/// Adds the applied version to `status.history` (newest first, bounded).
+fn record_history(
+    st: &mut ReleaseStatus,
+    rel: &Release,
+    env: &Environment,
+    commit: &str,
+    now: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
+) {
+    if st.history.first().is_some_and(|h| h.commit == commit) {
+        return;
+    }
+    st.history.insert(
+        0,
+        api::HistoryEntry {
+            version: rel.spec.version.clone(),
+            commit: commit.to_string(),
+            applied_at: now.0.to_string(),
+        },
+    );
+    st.history
+        .truncate(env.spec.history_limit.unwrap_or(10) as usize);
 }
 
 /// Annotation `tumbler rollback` sets: `<from version>` → the spec it restored.

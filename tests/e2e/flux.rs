@@ -269,3 +269,166 @@ async fn rollback_restores_an_earlier_version_and_the_log_shows_it() {
     assert!(ok && local.lines().count() == 4, "{local}");
     s.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stuck_rollout_is_reported_with_its_reason() {
+    let s = Scenario::new("stuck").await;
+    let url = new_repo(&s.ns, false);
+    // Flux applies without waiting for health; Tumbler reports the rollout itself.
+    let doc = format!(
+        "apiVersion: source.toolkit.fluxcd.io/v1\nkind: GitRepository\nmetadata: {{name: gitops, namespace: {ns}}}\nspec: {{interval: 10m, url: {url}, ref: {{branch: main}}}}\n---\napiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata: {{name: apps, namespace: {ns}}}\nspec: {{interval: 10m, retryInterval: 5s, path: ./envs/staging, prune: true, sourceRef: {{kind: GitRepository, name: gitops}}}}\n",
+        ns = s.ns
+    );
+    kubectl(&["apply", "-f", "-"], Some(&doc));
+    let flux = json!({"targetNamespace": s.ns, "flux": {"kustomizations": [{"name": "apps"}]}});
+    s.apply(&s.environments(), environment("staging", &url, flux))
+        .await;
+    let mut rel = template_release("api", "staging", "api", "1.0.0");
+    // Pods that can never be scheduled, and a short progress deadline.
+    rel["spec"]["patches"] = json!([{"target": {"kind": "Deployment"}, "patch": "spec:\n  progressDeadlineSeconds: 3\n  template:\n    spec:\n      nodeSelector:\n        no-such-node: \"true\"\n"}]);
+    s.apply(&s.releases(), rel).await;
+    let rel = s
+        .wait_release_for(
+            "api",
+            "RolloutStuck",
+            std::time::Duration::from_secs(120),
+            |r| cond(r, "Ready").is_some_and(|c| c.reason == "RolloutStuck"),
+        )
+        .await;
+    let st = rel.status.unwrap();
+    assert_eq!(st.phase, Phase::Failed);
+    let w = &st.workloads[0];
+    assert_eq!(
+        (w.kind.as_str(), w.name.as_str(), w.desired, w.available),
+        ("Deployment", "api", 1, 0)
+    );
+    let msg = w.message.clone().unwrap_or_default();
+    assert!(msg.contains("ProgressDeadlineExceeded"), "{msg}");
+    assert!(
+        msg.contains("node") || msg.contains("schedul"),
+        "pod reason missing: {msg}"
+    );
+    s.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hand_edit_in_the_repo_shows_as_drift_until_the_next_change() {
+    let s = Scenario::new("drift").await;
+    let url = new_repo(&s.ns, false);
+    s.apply(&s.environments(), environment("staging", &url, json!({})))
+        .await;
+    s.apply(
+        &s.releases(),
+        template_release("api", "staging", "api", "1.0.0"),
+    )
+    .await;
+    let rel = s
+        .wait_release("api", "committed", |r| ready_is(r, "True", "Committed"))
+        .await;
+    assert_eq!(rel.status.unwrap().history.len(), 1);
+    // A person edits the app folder and a file outside it.
+    let clone = Clone::of(&url);
+    std::fs::write(
+        clone.path().join("envs/staging/api/deployment-api.yaml"),
+        "edited: by hand\n",
+    )
+    .unwrap();
+    std::fs::write(clone.path().join("NOTES.md"), "outside\n").unwrap();
+    git(Some(clone.path()), &["add", "-A"]);
+    git(Some(clone.path()), &["commit", "-qm", "hand edit"]);
+    git(Some(clone.path()), &["push", "-q", "origin", "HEAD:main"]);
+    // Any reconcile notices (a label change does not change the spec).
+    let patch = json!({"metadata": {"labels": {"poke": "1"}}});
+    s.releases()
+        .patch(
+            "api",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+        .unwrap();
+    let rel = s
+        .wait_release("api", "Drifted=True", |r| {
+            cond(r, "Drifted").is_some_and(|c| c.status == "True")
+        })
+        .await;
+    let drift = cond(&rel, "Drifted").unwrap();
+    assert!(
+        drift.message.contains("deployment-api.yaml") && !drift.message.contains("NOTES.md"),
+        "{}",
+        drift.message
+    );
+    assert_eq!(
+        Clone::of(&url)
+            .read("envs/staging/api/deployment-api.yaml")
+            .as_deref(),
+        Some("edited: by hand\n"),
+        "Tumbler overwrote the edit without a change"
+    );
+    // The next change writes the rendered state again and keeps the outside file.
+    s.apply(
+        &s.releases(),
+        template_release("api", "staging", "api", "1.1.0"),
+    )
+    .await;
+    let rel = s
+        .wait_release("api", "1.1.0 committed", |r| {
+            ready_is(r, "True", "Committed") && r.metadata.generation == Some(2)
+        })
+        .await;
+    assert!(cond(&rel, "Drifted").is_none_or(|c| c.status == "False"));
+    let after = Clone::of(&url);
+    assert!(
+        after
+            .read("envs/staging/api/deployment-api.yaml")
+            .unwrap()
+            .contains("demo:1.1.0")
+    );
+    assert_eq!(after.read("NOTES.md").as_deref(), Some("outside\n"));
+    let history = rel.status.unwrap().history;
+    assert_eq!(
+        history
+            .iter()
+            .map(|h| h.version.as_str())
+            .collect::<Vec<_>>(),
+        ["1.1.0", "1.0.0"]
+    );
+    s.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_flux_kustomization_shows_on_environment_and_release() {
+    let s = Scenario::new("noflux").await;
+    let url = new_repo(&s.ns, false);
+    let flux = json!({"targetNamespace": s.ns, "flux": {"kustomizations": [{"name": "nowhere"}]}});
+    s.apply(&s.environments(), environment("staging", &url, flux))
+        .await;
+    s.apply(
+        &s.releases(),
+        template_release("api", "staging", "api", "1.0.0"),
+    )
+    .await;
+    let rel = s
+        .wait_release("api", "waiting on a missing Kustomization", |r| {
+            cond(r, "Ready").is_some_and(|c| c.reason == "FluxKustomizationNotFound")
+        })
+        .await;
+    assert!(cond(&rel, "Ready").unwrap().message.contains("nowhere"));
+    assert_eq!(rel.status.unwrap().phase, Phase::Committed);
+    let env = s
+        .wait_environment("staging", "FluxReady=False", |e| {
+            e.status.as_ref().is_some_and(|st| {
+                st.conditions.iter().any(|c| {
+                    c.type_ == "FluxReady"
+                        && c.status == "False"
+                        && c.reason == "FluxKustomizationNotFound"
+                })
+            })
+        })
+        .await;
+    assert!(
+        tumbler::api::Conditioned::is_true(&env, "Ready"),
+        "the repository itself is fine"
+    );
+    s.finish().await;
+}
