@@ -147,6 +147,7 @@ fn change(app: &str, version: &str) -> Change {
             email: "bench@tumbler.dev".into(),
         },
         kind: ChangeKind::Release,
+        entry: None,
     }
 }
 

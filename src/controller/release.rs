@@ -272,6 +272,7 @@ async fn pipeline(
         env_path: env.spec.repository.path.clone(),
         app: rel.spec.app.clone(),
         files: Some(rendered.files),
+        entry: rendered.env_entry.clone(),
         author: Author {
             name: author.name,
             email: author.email,
@@ -354,7 +355,7 @@ async fn report_flux(
         .as_ref()
         .map(|f| f.kustomizations.clone())
         .unwrap_or_default();
-    if kustomizations.is_empty() {
+    if kustomizations.is_empty() && applying_kustomizations(env, rel).is_empty() {
         record_history(st, rel, env, commit, now);
         return Ok(Report {
             summary: Summary::Ready {
@@ -368,7 +369,13 @@ async fn report_flux(
         });
     }
     if pushed && ctx.config.nudge_flux {
-        nudge_flux(ctx, env, &kustomizations).await;
+        let mut all = kustomizations.clone();
+        all.extend(
+            applying_kustomizations(env, rel)
+                .into_iter()
+                .filter(|k| !kustomizations.contains(k)),
+        );
+        nudge_flux(ctx, env, &all).await;
     }
     let mut report = flux_feedback(ctx, rel, env, repo, creds, commit, st, now).await?;
     if st.phase == Phase::Ready {
@@ -379,6 +386,22 @@ async fn report_flux(
         }
     }
     Ok(report)
+}
+
+/// The Flux Kustomizations whose applied revision decides whether this Release is applied:
+/// the Environment's, or in per-app mode the app's own.
+fn applying_kustomizations(env: &Environment, rel: &Release) -> Vec<api::NamespacedObjectRef> {
+    match env.spec.flux.as_ref() {
+        Some(f) if f.per_app => {
+            let (name, namespace) = render::per_app_kustomization(env, &rel.spec.app);
+            vec![api::NamespacedObjectRef {
+                name,
+                namespace: Some(namespace),
+            }]
+        }
+        Some(f) => f.kustomizations.clone(),
+        None => vec![],
+    }
 }
 
 /// The paths that differ between what the Release renders and what git has.
@@ -574,12 +597,7 @@ async fn flux_feedback(
     let generation = rel.metadata.generation;
     let env_ns = env.namespace().unwrap_or_default();
     let res = flux::kustomization_resource();
-    let kustomizations = env
-        .spec
-        .flux
-        .as_ref()
-        .map(|f| f.kustomizations.clone())
-        .unwrap_or_default();
+    let kustomizations = applying_kustomizations(env, rel);
     let waiting = |reason: &'static str, message: String| Report {
         summary: Summary::Progressing { reason, message },
         requeue: Duration::from_secs(10),
@@ -785,6 +803,7 @@ async fn cleanup(rel: Arc<Release>, ctx: &Context) -> Result<Action, Error> {
             env_path: env.spec.repository.path.clone(),
             app: rel.spec.app.clone(),
             files: None,
+            entry: None,
             author: Author {
                 name: author.name,
                 email: author.email,

@@ -115,6 +115,9 @@ pub struct Change {
     pub app: String,
     /// The app folder's files (paths relative to it); `None` removes the app.
     pub files: Option<BTreeMap<String, Vec<u8>>>,
+    /// How the environment's kustomization.yaml lists the app, relative to the environment
+    /// folder; `None`: the app folder itself.
+    pub entry: Option<String>,
     pub author: Author,
     pub kind: ChangeKind,
 }

@@ -61,6 +61,7 @@ fn change(app: &str, version: &str) -> Change {
             email: "t@example.com".into(),
         },
         kind: ChangeKind::Release,
+        entry: None,
     }
 }
 

@@ -153,13 +153,14 @@ pub fn read_folder(
     Some(files)
 }
 
-/// The environment's kustomization.yaml after adding or removing one app folder. Everything
-/// a person wrote in it is kept; only the `resources` list changes, and only when it must
-/// (`None`: no change needed).
+/// The environment's kustomization.yaml after adding or removing one app. `entry` is how the
+/// app is listed (its folder, or, in per-app Flux mode, its Flux Kustomization file);
+/// `None` removes the app in any form. Everything a person wrote is kept; only the app's
+/// line in `resources` changes, and only when it must (`Ok(None)`: no change needed).
 pub fn environment_kustomization(
     existing: Option<&[u8]>,
     app: &str,
-    present: bool,
+    entry: Option<&str>,
 ) -> Result<Option<Vec<u8>>, GitError> {
     let mut doc: serde_json::Value = match existing {
         Some(bytes) if !bytes.iter().all(|b| b.is_ascii_whitespace()) => {
@@ -186,20 +187,23 @@ pub fn environment_kustomization(
             message: "`resources` in the environment's kustomization.yaml is not a list".into(),
         });
     };
+    // Any form Tumbler writes for this app: `app`, `./app`, `app/`, `app/<file>`.
     let is_app = |v: &serde_json::Value| {
         v.as_str().is_some_and(|s| {
-            s.trim_end_matches('/') == app || s.trim_end_matches('/') == format!("./{app}")
+            let s = s.trim_start_matches("./").trim_end_matches('/');
+            s == app
+                || s.strip_prefix(app)
+                    .is_some_and(|rest| rest.starts_with('/'))
         })
     };
-    let has = list.iter().any(is_app);
-    match (present, has) {
-        (true, true) | (false, false) if existing.is_some() => return Ok(None),
-        (true, false) => {
-            list.push(serde_json::Value::String(app.to_string()));
-            list.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
-        }
-        (false, true) => list.retain(|v| !is_app(v)),
-        _ => {}
+    let before: Vec<serde_json::Value> = list.clone();
+    list.retain(|v| !is_app(v));
+    if let Some(entry) = entry {
+        list.push(serde_json::Value::String(entry.to_string()));
+        list.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
+    }
+    if existing.is_some() && *list == before {
+        return Ok(None);
     }
     let text = serde_saphyr::to_string(&doc).map_err(|e| GitError::GitFailed {
         message: e.to_string(),

@@ -454,7 +454,10 @@ pub fn apply(
     let new_root = match tree::environment_kustomization(
         existing.as_deref(),
         &change.app,
-        change.files.is_some(),
+        change
+            .files
+            .as_ref()
+            .map(|_| change.entry.as_deref().unwrap_or(&change.app)),
     )? {
         Some(bytes) => {
             let blob = repo.blob(&bytes).map_err(git)?;

@@ -30,6 +30,26 @@ pub struct Rendered {
     pub digest: String,
     /// Namespace the objects were put in.
     pub namespace: String,
+    /// How the environment's kustomization.yaml lists the app (`None`: its folder). In per-app
+    /// Flux mode, the app's own Flux Kustomization file.
+    pub env_entry: Option<String>,
+}
+
+/// The file holding an app's own Flux Kustomization in per-app mode; listed by the
+/// environment's kustomization.yaml, not by the app's.
+pub const PER_APP_FILE: &str = "flux-kustomization.yaml";
+
+/// Name and namespace of the Flux Kustomization that applies one app in per-app mode.
+pub fn per_app_kustomization(env: &Environment, app: &str) -> (String, String) {
+    let env_name = env.metadata.name.clone().unwrap_or_default();
+    let ns = env
+        .spec
+        .flux
+        .as_ref()
+        .and_then(|f| f.kustomizations.first().and_then(|k| k.namespace.clone()))
+        .or_else(|| env.metadata.namespace.clone())
+        .unwrap_or_default();
+    (format!("{env_name}-{app}"), ns)
 }
 
 /// Why a Release does not render. Each names what to fix.
@@ -237,12 +257,41 @@ pub fn render(release: &Release, env: &Environment) -> Result<Rendered, RenderEr
         to_yaml(&release_record(release))?,
     );
 
+    let mut env_entry = None;
+    if let Some(flux) = env.spec.flux.as_ref().filter(|f| f.per_app) {
+        let Some(git) = flux.git_repository.as_ref() else {
+            return Err(RenderError::InvalidName {
+                field: "flux.gitRepository (of the Environment)".into(),
+                value: String::new(),
+                why: "per-app mode (spec.flux.perApp) needs the GitRepository the app Kustomizations read".into(),
+            });
+        };
+        let (name, ns) = per_app_kustomization(env, &spec.app);
+        let ks = json!({
+            "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
+            "kind": "Kustomization",
+            "metadata": {"name": name, "namespace": ns, "labels": ctx.labels()},
+            "spec": {
+                "interval": "10m",
+                "retryInterval": "30s",
+                "path": format!("./{}/{}", env.spec.repository.path, spec.app),
+                "prune": true,
+                "wait": true,
+                "timeout": "5m",
+                "sourceRef": {"kind": "GitRepository", "name": git.name, "namespace": git.namespace.clone().unwrap_or_else(|| ns.clone())},
+            },
+        });
+        files.insert(PER_APP_FILE.into(), to_yaml(&ks)?);
+        env_entry = Some(format!("{}/{PER_APP_FILE}", spec.app));
+    }
+
     let digest = digest(&files);
     Ok(Rendered {
         app_dir: format!("{}/{}", env.spec.repository.path, spec.app),
         files,
         digest,
         namespace,
+        env_entry,
     })
 }
 

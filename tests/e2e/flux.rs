@@ -432,3 +432,179 @@ async fn missing_flux_kustomization_shows_on_environment_and_release() {
     );
     s.finish().await;
 }
+
+/// A chart served by the local git server's static area; returns the repository URL.
+fn serve_chart(ns: &str, chart: &str, version: &str) -> String {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join(chart);
+    std::fs::create_dir_all(dir.join("templates")).unwrap();
+    std::fs::write(
+        dir.join("Chart.yaml"),
+        format!("apiVersion: v2\nname: {chart}\nversion: {version}\n"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("values.yaml"), "greeting: hello\n").unwrap();
+    std::fs::write(
+        dir.join("templates/configmap.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-settings\ndata:\n  greeting: {{ .Values.greeting | quote }}\n",
+    )
+    .unwrap();
+    let repo_dir = std::path::PathBuf::from(harness_var("TUMBLER_GIT_ROOT"))
+        .join("static")
+        .join(format!("charts-{ns}"));
+    std::fs::create_dir_all(&repo_dir).unwrap();
+    let tgz = repo_dir.join(format!("{chart}-{version}.tgz"));
+    let ok = Command::new("tar")
+        .arg("-C")
+        .arg(work.path())
+        .arg("-czf")
+        .arg(&tgz)
+        .arg(chart)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let base = format!("{}/charts-{ns}", harness_var("TUMBLER_GIT_STATIC_URL"));
+    std::fs::write(
+        repo_dir.join("index.yaml"),
+        format!("apiVersion: v1\nentries:\n  {chart}:\n  - apiVersion: v2\n    name: {chart}\n    version: {version}\n    created: \"2026-01-01T00:00:00Z\"\n    urls: [{base}/{chart}-{version}.tgz]\ngenerated: \"2026-01-01T00:00:00Z\"\n"),
+    )
+    .unwrap();
+    base
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn helm_release_is_ready_when_helm_controller_installed_it() {
+    let s = Scenario::new("helm").await;
+    let url = new_repo(&s.ns, false);
+    flux_objects(&s, &url);
+    let charts = serve_chart(&s.ns, "greeter", "0.1.0");
+    let flux = json!({"targetNamespace": s.ns, "flux": {"kustomizations": [{"name": "apps"}]}});
+    s.apply(&s.environments(), environment("staging", &url, flux))
+        .await;
+    let rel = json!({
+        "apiVersion": "tumbler.dev/v1alpha1", "kind": "Release", "metadata": {"name": "greeter"},
+        "spec": {"environment": "staging", "app": "greeter", "version": "0.1.0",
+                 "helm": {"chart": {"repository": charts, "name": "greeter", "version": "0.1.0"}, "values": {"greeting": "from-tumbler"}}}
+    });
+    s.apply(&s.releases(), rel).await;
+    let (ok, out) = kubectl(
+        &[
+            "wait",
+            "-n",
+            &s.ns,
+            "--for=condition=Ready",
+            "release/greeter",
+            "--timeout=120s",
+        ],
+        None,
+    );
+    assert!(ok, "{out}\n{}", s.log_tail(30));
+    let (ok, out) = kubectl(
+        &[
+            "get",
+            "-n",
+            &s.ns,
+            "configmap",
+            "greeter-settings",
+            "-o",
+            "jsonpath={.data.greeting}",
+        ],
+        None,
+    );
+    assert!(
+        ok && out == "from-tumbler",
+        "chart not installed with the Release's values: {out}"
+    );
+    let (_, hr) = kubectl(
+        &[
+            "get",
+            "-n",
+            &s.ns,
+            "helmrelease",
+            "greeter",
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+        ],
+        None,
+    );
+    assert_eq!(hr, "True");
+    s.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_app_mode_keeps_one_failing_app_from_hiding_the_others() {
+    let s = Scenario::new("perapp").await;
+    let url = new_repo(&s.ns, false);
+    flux_objects(&s, &url);
+    let flux = json!({"targetNamespace": s.ns, "flux": {"kustomizations": [{"name": "apps"}], "gitRepository": {"name": "gitops"}, "perApp": true}});
+    s.apply(&s.environments(), environment("staging", &url, flux))
+        .await;
+    let bad = json!({
+        "apiVersion": "tumbler.dev/v1alpha1", "kind": "Release", "metadata": {"name": "bad"},
+        "spec": {"environment": "staging", "app": "bad", "version": "1",
+                 "manifests": [{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "bad"}, "spec": {"ports": [{"port": 99999}]}}]}
+    });
+    s.apply(&s.releases(), bad).await;
+    s.apply(
+        &s.releases(),
+        template_release("good", "staging", "good", "1.0.0"),
+    )
+    .await;
+    let (ok, out) = kubectl(
+        &[
+            "wait",
+            "-n",
+            &s.ns,
+            "--for=condition=Ready",
+            "release/good",
+            "--timeout=120s",
+        ],
+        None,
+    );
+    assert!(
+        ok,
+        "the good app is hidden by the bad one: {out}\n{}",
+        s.log_tail(30)
+    );
+    let bad = s
+        .wait_release_for("bad", "Failed", std::time::Duration::from_secs(120), |r| {
+            r.status
+                .as_ref()
+                .is_some_and(|st| st.phase == Phase::Failed)
+        })
+        .await;
+    assert!(
+        cond(&bad, "Ready").unwrap().message.contains("staging-bad"),
+        "{}",
+        cond(&bad, "Ready").unwrap().message
+    );
+    let clone = Clone::of(&url);
+    let k = clone.read("envs/staging/kustomization.yaml").unwrap();
+    assert!(
+        k.contains("good/flux-kustomization.yaml") && k.contains("bad/flux-kustomization.yaml"),
+        "{k}"
+    );
+
+    // Turning the mode off writes the plain layout again.
+    let flux = json!({"targetNamespace": s.ns, "flux": {"kustomizations": [{"name": "apps"}], "gitRepository": {"name": "gitops"}, "perApp": false}});
+    s.apply(&s.environments(), environment("staging", &url, flux))
+        .await;
+    let deadline = Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let c = Clone::of(&url);
+        let k = c.read("envs/staging/kustomization.yaml").unwrap();
+        if !c.exists("envs/staging/good/flux-kustomization.yaml")
+            && k.lines().any(|l| l.trim() == "- good")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "per-app files not cleaned up:\n{k}\n{}",
+            s.log_tail(20)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    s.finish().await;
+}
