@@ -542,6 +542,148 @@ async fn bench_controller(cache: &Path) {
     let _ = namespaces.delete(&ns, &Default::default()).await;
 }
 
+/// Time from applying a Release to Ready with real Flux, with and without the nudge, and the
+/// lag between Flux's Ready and the Release's.
+async fn bench_ready(cache: &Path) {
+    println!(
+        "\n## apply → Ready on the local cluster with real Flux (small app, Kustomization interval 1m, wait: true)"
+    );
+    let client = kube::Client::try_default().await.expect("kube client");
+    for (label, nudge, runs) in [
+        ("with nudge", true, var("BENCH_READY_RUNS", 7)),
+        ("without nudge", false, var("BENCH_READY_RUNS_NO_NUDGE", 2)),
+    ] {
+        let ns = format!(
+            "bench-ready-{}-{}",
+            if nudge { "n" } else { "x" },
+            std::process::id()
+        );
+        let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+        namespaces
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap(),
+            )
+            .await
+            .unwrap();
+        let url = new_repo(&ns);
+        let flux = format!(
+            "apiVersion: source.toolkit.fluxcd.io/v1\nkind: GitRepository\nmetadata: {{name: gitops, namespace: {ns}}}\nspec: {{interval: 1m, url: {url}, ref: {{branch: main}}}}\n---\napiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata: {{name: apps, namespace: {ns}}}\nspec: {{interval: 1m, retryInterval: 5s, path: ./envs/live, prune: true, wait: true, timeout: 2m, sourceRef: {{kind: GitRepository, name: gitops}}}}\n"
+        );
+        let mut kubectl = Command::new("kubectl")
+            .args(["apply", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut kubectl.stdin.take().unwrap(), flux.as_bytes()).unwrap();
+        assert!(kubectl.wait().unwrap().success());
+        let envs: Api<Environment> = Api::namespaced(client.clone(), &ns);
+        let rels: Api<Release> = Api::namespaced(client.clone(), &ns);
+        let pp = PatchParams::apply("bench").force();
+        envs.patch("live", &pp, &Patch::Apply(json!({"apiVersion": "tumbler.dev/v1alpha1", "kind": "Environment", "metadata": {"name": "live"},
+            "spec": {"repository": {"url": url, "path": "envs/live"}, "targetNamespace": ns, "flux": {"kustomizations": [{"name": "apps"}]}}}))).await.unwrap();
+        let mut args = vec![
+            "controller",
+            "--watch-namespace",
+            &ns,
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--log",
+            "warn",
+            "--cache-dir",
+        ];
+        let cache_dir = cache.join(format!("ready-{ns}"));
+        args.push(cache_dir.to_str().unwrap());
+        if !nudge {
+            args.push("--no-flux-nudge");
+        }
+        let mut controller = Command::new(env!("CARGO_BIN_EXE_tumbler"))
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let ks_api: Api<kube::api::DynamicObject> = Api::namespaced_with(
+            client.clone(),
+            &ns,
+            &tumbler::flux::kustomization_resource(),
+        );
+        let (mut times, mut lags) = (vec![], vec![]);
+        for i in 0..runs {
+            let start = Instant::now();
+            rels.patch(
+                "app",
+                &pp,
+                &Patch::Apply(release_doc("app", "live", "app", &format!("1.0.{i}"))),
+            )
+            .await
+            .unwrap();
+            let mut flux_seen: Option<Instant> = None;
+            loop {
+                let r = rels.get("app").await.unwrap();
+                let commit = r
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.commit.clone())
+                    .unwrap_or_default();
+                if flux_seen.is_none()
+                    && !commit.is_empty()
+                    && r.metadata.generation
+                        == r.status.as_ref().and_then(|s| s.observed_generation)
+                {
+                    let ks =
+                        tumbler::flux::FluxObject::from_dynamic(&ks_api.get("apps").await.unwrap());
+                    let applied = ks
+                        .status
+                        .last_applied_revision
+                        .as_deref()
+                        .and_then(tumbler::flux::revision_commit)
+                        .is_some_and(|c| c == commit);
+                    if applied && ks.ready().is_some_and(|c| c.status == "True") {
+                        flux_seen = Some(Instant::now());
+                    }
+                }
+                let done = r.status.as_ref().is_some_and(|s| {
+                    s.phase == Phase::Ready
+                        && r.metadata.generation == s.observed_generation
+                        && s.last_applied_version.as_deref() == Some(&format!("1.0.{i}"))
+                });
+                if done {
+                    times.push(start.elapsed());
+                    lags.push(
+                        flux_seen
+                            .map(|f| format!("{:.0} ms", f.elapsed().as_secs_f64() * 1000.0))
+                            .unwrap_or_else(|| "<100 ms".into()),
+                    );
+                    break;
+                }
+                if start.elapsed() > Duration::from_secs(180) {
+                    println!("{label}: run {i} not Ready after 180 s");
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        times.sort();
+        let secs: Vec<String> = times
+            .iter()
+            .map(|t| format!("{:.1}", t.as_secs_f64()))
+            .collect();
+        println!(
+            "{label}: apply → Ready median {:.2} s over {} runs (all: {} s); lag from Flux applied+Ready to the Release Ready (polled every 100 ms): {:?}",
+            percentile(&times, 0.5).as_secs_f64(),
+            times.len(),
+            secs.join(", "),
+            lags
+        );
+        let _ = controller.kill();
+        let _ = controller.wait();
+        let _ = namespaces.delete(&ns, &Default::default()).await;
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
@@ -576,6 +718,9 @@ async fn main() {
     }
     if run("soak") {
         bench_soak(tmp.path()).await;
+    }
+    if run("ready") {
+        bench_ready(tmp.path()).await;
     }
     if run("controller") {
         bench_controller(tmp.path()).await;
