@@ -62,6 +62,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Consecutive failures per object, for exponential backoff.
     failures: Mutex<HashMap<String, u32>>,
+    /// When each Environment's repository was last probed, at which generation.
+    probes: Mutex<HashMap<String, (std::time::Instant, Option<i64>)>>,
 }
 
 impl Context {
@@ -71,6 +73,22 @@ impl Context {
         let n = failures.entry(key.to_string()).or_insert(0);
         *n = n.saturating_add(1);
         Duration::from_secs((2u64 << (*n - 1).min(8)).min(300))
+    }
+
+    /// Whether an Environment was probed successfully within a minute at this generation;
+    /// Release changes re-queue Environments often, and a probe is a network round trip.
+    pub fn recently_probed(&self, key: &str, generation: Option<i64>) -> bool {
+        let probes = self.probes.lock().unwrap_or_else(|e| e.into_inner());
+        probes
+            .get(key)
+            .is_some_and(|(t, g)| *g == generation && t.elapsed() < Duration::from_secs(60))
+    }
+
+    pub fn probed(&self, key: &str, generation: Option<i64>) {
+        self.probes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.to_string(), (std::time::Instant::now(), generation));
     }
 
     /// Forgets the failures of an object after a success.
@@ -178,6 +196,7 @@ pub async fn run(client: Client, config: Config) -> Result<(), Error> {
         config: config.clone(),
         metrics,
         failures: Mutex::default(),
+        probes: Mutex::default(),
     });
 
     if let Some(le) = &config.leader_election {
@@ -230,7 +249,12 @@ pub async fn run(client: Client, config: Config) -> Result<(), Error> {
                     )
                 },
             )
-            .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+            .with_config(
+                // Release changes re-queue their Environment (the release count): coalesce them.
+                kube::runtime::controller::Config::default()
+                    .concurrency(concurrency)
+                    .debounce(std::time::Duration::from_secs(2)),
+            )
             .graceful_shutdown_on(stop(rx))
             .run(
                 environment::reconcile,

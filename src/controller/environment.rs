@@ -10,7 +10,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::{Instrument, info_span, warn};
 
-use crate::api::{Environment, EnvironmentStatus};
+use crate::api::{Conditioned, Environment, EnvironmentStatus};
 use crate::gitops::RepoKey;
 
 use super::context::{Context, RESYNC};
@@ -79,6 +79,21 @@ async fn apply(env: Arc<Environment>, ctx: &Context) -> Result<Action, Error> {
             },
             RESYNC,
         )
+    } else if ctx.recently_probed(&object_key, env.metadata.generation)
+        && old.head.is_some()
+        && env.is_true(crate::api::READY)
+    {
+        // Probed a moment ago: only the release count may have changed.
+        let message = crate::api::find_condition(&old.conditions, crate::api::READY)
+            .map(|c| c.message.clone())
+            .unwrap_or_default();
+        (
+            Summary::Ready {
+                reason: "RepositoryReady",
+                message,
+            },
+            RESYNC,
+        )
     } else {
         let probe = match super::release::credentials(ctx, &env).await {
             Ok(creds) => ctx
@@ -91,6 +106,7 @@ async fn apply(env: Arc<Environment>, ctx: &Context) -> Result<Action, Error> {
         match probe {
             Ok(head) => {
                 ctx.succeeded(&object_key);
+                ctx.probed(&object_key, env.metadata.generation);
                 st.head_short = Some(head.chars().take(8).collect());
                 let message = format!(
                     "branch {} at {}",

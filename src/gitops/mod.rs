@@ -253,6 +253,8 @@ pub struct WriterOptions {
     pub history_depth: usize,
     /// Called with the attempt number just before each push.
     pub before_push: Option<BeforePush>,
+    /// `read_app` answers from the cache when it matched the remote this recently.
+    pub read_freshness: Duration,
 }
 
 impl std::fmt::Debug for WriterOptions {
@@ -272,6 +274,7 @@ impl Default for WriterOptions {
             max_batch: 500,
             history_depth: 1000,
             before_push: None,
+            read_freshness: Duration::from_secs(2),
         }
     }
 }

@@ -27,6 +27,8 @@ pub struct Worker {
     dir: PathBuf,
     opts: WriterOptions,
     stats: Arc<Stats>,
+    /// When the cache last matched the remote (a fetch or one of our pushes).
+    synced: std::cell::Cell<Option<std::time::Instant>>,
 }
 
 type Reply = oneshot::Sender<Result<Outcome, GitError>>;
@@ -44,6 +46,7 @@ impl Worker {
             dir,
             opts,
             stats,
+            synced: std::cell::Cell::new(None),
         }
     }
 
@@ -111,8 +114,22 @@ impl Worker {
                 reply,
             } => {
                 let res = self.with_repo(|repo| {
-                    let Some(head) = self.fetch(repo, creds)? else {
-                        return Err(self.branch_not_found());
+                    // Reads right after a fetch or a push of ours use the cache as it is.
+                    let recent = self
+                        .synced
+                        .get()
+                        .is_some_and(|t| t.elapsed() < self.opts.read_freshness);
+                    let cached = repo
+                        .find_reference(&self.tracking_ref())
+                        .ok()
+                        .and_then(|r| r.target())
+                        .filter(|_| recent);
+                    let head = match cached {
+                        Some(head) => head,
+                        None => match self.fetch(repo, creds)? {
+                            Some(head) => head,
+                            None => return Err(self.branch_not_found()),
+                        },
                     };
                     let tree = repo.find_commit(head).and_then(|c| c.tree()).map_err(git)?;
                     Ok(tree::read_folder(repo, &tree, &format!("{env_path}/{app}")))
@@ -241,6 +258,7 @@ impl Worker {
                 }
                 err
             })?;
+        self.synced.set(Some(std::time::Instant::now()));
         Ok(repo.find_reference(&tracking).ok().and_then(|r| r.target()))
     }
 
@@ -310,6 +328,7 @@ impl Worker {
                         .commits
                         .fetch_add(committed as u64, Ordering::Relaxed);
                     let _ = repo.reference(&self.tracking_ref(), tip, true, "pushed");
+                    self.synced.set(Some(std::time::Instant::now()));
                     info!(repo = %self.url(), commits = committed, head = %tip, "pushed");
                     return Ok(results);
                 }
