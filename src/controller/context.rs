@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use kube::api::{Api, DynamicObject};
+use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::Controller;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -151,8 +152,21 @@ pub async fn run(client: Client, config: Config) -> Result<(), Error> {
     let releases: Api<Release> = api_for(&client, &config.namespace);
     let environments: Api<Environment> = api_for(&client, &config.namespace);
 
-    let release_controller = Controller::new(releases, watcher::Config::default().any_semantic());
-    let store = release_controller.store();
+    // The reflector keeps every Release in memory: drop what Tumbler never reads
+    // (managedFields, the last-applied annotation) so 10,000 Releases stay small.
+    let (store, store_writer) = kube::runtime::reflector::store();
+    let release_stream = kube::runtime::reflector(
+        store_writer,
+        watcher::watcher(releases, watcher::Config::default().any_semantic())
+            .default_backoff()
+            .modify(|rel: &mut Release| {
+                rel.managed_fields_mut().clear();
+                rel.annotations_mut()
+                    .remove("kubectl.kubernetes.io/last-applied-configuration");
+            }),
+    )
+    .applied_objects();
+    let release_controller = Controller::for_stream(release_stream, store.clone());
 
     // A change to an Environment re-queues the Releases that name it.
     let by_env = store.clone();
