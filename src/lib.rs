@@ -9,6 +9,7 @@
 pub mod api;
 pub mod cli;
 pub mod controller;
+pub mod credentials;
 pub mod flux;
 pub mod gitops;
 pub mod render;

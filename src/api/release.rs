@@ -484,6 +484,10 @@ pub struct ReleaseStatus {
     /// The last applied versions, newest first (the Environment's `historyLimit`, default 10).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<HistoryEntry>,
+    /// Where `commit` was written: `<repository URL> <branch> <folder>` (URL without
+    /// credentials). A generation is written again when its Environment points elsewhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
 }
 
 /// The rollout of one workload.
@@ -530,4 +534,19 @@ impl Release {
             _ => "invalid",
         }
     }
+
+    /// The version this Release was rolled back from, while its spec is still the one
+    /// `tumbler rollback` restored (the [`ROLLBACK_ANNOTATION`] reads `<from> -> <to>`).
+    pub fn rolled_back_from(&self) -> Option<String> {
+        let value = self
+            .metadata
+            .annotations
+            .as_ref()?
+            .get(ROLLBACK_ANNOTATION)?;
+        let (from, to) = value.split_once(" -> ")?;
+        (to == self.spec.version).then(|| from.to_string())
+    }
 }
+
+/// Annotation `tumbler rollback` sets on a Release: `<from version> -> <restored version>`.
+pub const ROLLBACK_ANNOTATION: &str = "tumbler.dev/rollback";

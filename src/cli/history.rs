@@ -94,7 +94,7 @@ async fn environment_log(
     crate::gitops::Credentials,
     Writer,
 )> {
-    let creds = crate::controller::read_credentials(client, env)
+    let creds = crate::credentials::read(client, env)
         .await
         .map_err(|e| err(e.to_string()))?;
     let key = RepoKey {
@@ -249,7 +249,7 @@ pub fn rollback(args: RollbackArgs) -> Result<()> {
         let patch = json!([
             {"op": "replace", "path": "/spec", "value": spec},
             {"op": "add", "path": "/metadata/annotations", "value": rel.metadata.annotations.clone().unwrap_or_default()},
-            {"op": "add", "path": format!("/metadata/annotations/{}", crate::controller::ROLLBACK_ANNOTATION.replace('/', "~1")), "value": format!("{} -> {}", rel.spec.version, version)},
+            {"op": "add", "path": format!("/metadata/annotations/{}", crate::api::ROLLBACK_ANNOTATION.replace('/', "~1")), "value": format!("{} -> {}", rel.spec.version, version)},
         ]);
         let patch: json_patch::Patch = serde_json::from_value(patch).map_err(|e| err(e.to_string()))?;
         releases.patch(&args.release, &PatchParams::default(), &Patch::<()>::Json(patch)).await.map_err(|e| err(e.to_string()))?;

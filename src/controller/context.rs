@@ -15,10 +15,12 @@ use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 
 use crate::api::{Environment, Release};
-use crate::gitops::{Writer, WriterOptions};
+use crate::gitops::{Credentials, Writer, WriterOptions};
 
 use super::admin::{self, Admin};
+use super::index::Index;
 use super::metrics::Metrics;
+use super::status::key;
 use super::{Error, environment, release};
 
 /// Settings of a controller process.
@@ -57,14 +59,21 @@ pub struct Context {
     pub writer: Writer,
     /// Publishes Kubernetes Events.
     pub recorder: Recorder,
-    /// All Releases, as the Release controller's reflector sees them (conflicts, counts).
+    /// All Releases, as the Release controller's reflector sees them.
     pub releases: Store<Release>,
+    /// Releases by Environment and app, fed the reflector's events.
+    pub index: Arc<Index>,
     pub config: Config,
     pub metrics: Arc<Metrics>,
-    /// Consecutive failures per object, for exponential backoff.
+    /// Consecutive failures per object, for exponential backoff; an entry goes on success
+    /// and when the object is deleted.
     failures: Mutex<HashMap<String, u32>>,
     /// When each Environment's repository was last probed, at which generation.
     probes: Mutex<HashMap<String, (std::time::Instant, Option<i64>)>>,
+    /// The last credentials read per Environment (by uid), so that Releases can still
+    /// remove their folders after a namespace deletion removed the Secret first. In memory
+    /// only; dropped when the Environment goes.
+    credentials: Mutex<HashMap<String, Credentials>>,
 }
 
 impl Context {
@@ -100,6 +109,40 @@ impl Context {
             .remove(key);
     }
 
+    /// Forgets everything kept about an object that is going away.
+    pub fn forget(&self, key: &str) {
+        self.succeeded(key);
+        self.probes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
+    }
+
+    pub fn remember_credentials(&self, env: &Environment, creds: &Credentials) {
+        let uid = env.metadata.uid.clone().unwrap_or_else(|| key(env));
+        self.credentials
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(uid, creds.clone());
+    }
+
+    pub fn remembered_credentials(&self, env: &Environment) -> Option<Credentials> {
+        let uid = env.metadata.uid.clone().unwrap_or_else(|| key(env));
+        self.credentials
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&uid)
+            .cloned()
+    }
+
+    pub fn forget_credentials(&self, env: &Environment) {
+        let uid = env.metadata.uid.clone().unwrap_or_else(|| key(env));
+        self.credentials
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&uid);
+    }
+
     pub fn releases_api(&self, ns: &str) -> Api<Release> {
         Api::namespaced(self.client.clone(), ns)
     }
@@ -127,12 +170,20 @@ pub async fn run(client: Client, config: Config) -> Result<(), Error> {
     tokio::spawn({
         let tx = tx.clone();
         async move {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    .expect("SIGTERM handler");
+            let term = async {
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(mut term) => {
+                        term.recv().await;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot listen for SIGTERM; stop with Ctrl-C");
+                        std::future::pending::<()>().await;
+                    }
+                }
+            };
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {},
-                _ = term.recv() => {},
+                _ = term => {},
             }
             tracing::info!("shutting down");
             let _ = tx.send(true);
@@ -153,7 +204,9 @@ pub async fn run(client: Client, config: Config) -> Result<(), Error> {
     let environments: Api<Environment> = api_for(&client, &config.namespace);
 
     // The reflector keeps every Release in memory: drop what Tumbler never reads
-    // (managedFields, the last-applied annotation) so 10,000 Releases stay small.
+    // (managedFields, the last-applied annotation) so 10,000 Releases stay small. The index
+    // sees every event before the reflector and the controller do.
+    let index = Arc::new(Index::default());
     let (store, store_writer) = kube::runtime::reflector::store();
     let release_stream = kube::runtime::reflector(
         store_writer,
@@ -163,31 +216,36 @@ pub async fn run(client: Client, config: Config) -> Result<(), Error> {
                 rel.managed_fields_mut().clear();
                 rel.annotations_mut()
                     .remove("kubectl.kubernetes.io/last-applied-configuration");
+            })
+            .inspect({
+                let index = index.clone();
+                move |event| {
+                    if let Ok(event) = event {
+                        index.observe(event);
+                    }
+                }
             }),
     )
     .applied_objects();
     let release_controller = Controller::for_stream(release_stream, store.clone());
 
     // A change to an Environment re-queues the Releases that name it.
-    let by_env = store.clone();
+    let by_env = index.clone();
     let release_controller = release_controller.watches(
         environments.clone(),
         watcher::Config::default().any_semantic(),
         move |env: Environment| {
+            by_env.environment(&env);
             let ns = env.namespace().unwrap_or_default();
-            let name = env.name_any();
             by_env
-                .state()
+                .users(&ns, &env.name_any())
                 .into_iter()
-                .filter(move |r| {
-                    r.namespace().as_deref() == Some(ns.as_str()) && r.spec.environment == name
-                })
-                .map(|r| ObjectRef::from_obj(&*r))
+                .map(move |name| ObjectRef::<Release>::new(&name).within(&ns))
                 .collect::<Vec<_>>()
         },
     );
-    // Flux Kustomizations re-queue the Releases of the Environments that name them.
-    let release_controller = with_flux_watch(release_controller, &client, store.clone(), &config);
+    // A Flux Kustomization re-queues only the Releases waiting for it.
+    let release_controller = with_flux_watch(release_controller, &client, index.clone());
 
     let metrics = Arc::new(metrics.with_state(store.clone(), writer.clone()));
     let admin = Arc::new(Admin {
@@ -207,10 +265,12 @@ pub async fn run(client: Client, config: Config) -> Result<(), Error> {
         writer,
         recorder,
         releases: store.clone(),
+        index,
         config: config.clone(),
         metrics,
         failures: Mutex::default(),
         probes: Mutex::default(),
+        credentials: Mutex::default(),
     });
 
     if let Some(le) = &config.leader_election {
@@ -248,15 +308,21 @@ pub async fn run(client: Client, config: Config) -> Result<(), Error> {
             }
         });
 
-    // Releases re-queue their Environment so its release count stays right.
-    let env_store = store.clone();
-    let environments_done =
+    // Releases re-queue their Environment so its release count stays right. The Environment
+    // controller starts once the Release cache has synced: before that it would see no
+    // users and could let an Environment with Releases go.
+    let synced = store.clone();
+    let release_api = api_for::<Release>(&client, &config.namespace);
+    let ctx_env = ctx.clone();
+    let environments_done = async move {
+        if synced.wait_until_ready().await.is_err() {
+            return;
+        }
         Controller::new(environments, watcher::Config::default().any_semantic())
             .watches(
-                api_for::<Release>(&client, &config.namespace),
+                release_api,
                 watcher::Config::default().any_semantic(),
                 move |rel: Release| {
-                    let _ = &env_store;
                     Some(
                         ObjectRef::<Environment>::new(&rel.spec.environment)
                             .within(&rel.namespace().unwrap_or_default()),
@@ -270,16 +336,14 @@ pub async fn run(client: Client, config: Config) -> Result<(), Error> {
                     .debounce(std::time::Duration::from_secs(2)),
             )
             .graceful_shutdown_on(stop(rx))
-            .run(
-                environment::reconcile,
-                environment::error_policy,
-                ctx.clone(),
-            )
+            .run(environment::reconcile, environment::error_policy, ctx_env)
             .for_each(|res| async move {
                 if let Err(err) = res {
                     tracing::debug!(error = %err, "environment reconcile");
                 }
-            });
+            })
+            .await
+    };
 
     tracing::info!(namespace = ?config.namespace, cache = %config.cache_dir.display(), "controllers started");
     futures::join!(releases_done, environments_done);
@@ -304,7 +368,7 @@ async fn lead(
         .with_create_mode(LeaseCreateMode::AutoCreate)
         .build()
         .await
-        .map_err(|e| Error::Finalizer(format!("leader election: {e}")))?;
+        .map_err(|e| Error::LeaderElection(e.to_string()))?;
     let (mut leader, task) = manager.watch().await;
     // The task lives as long as the receiver; keep it detached.
     drop(task);
@@ -312,7 +376,7 @@ async fn lead(
     tokio::select! {
         res = leader.wait_for(|is| *is) => {
             if res.is_err() {
-                return Err(Error::Finalizer("leader election task ended".into()));
+                return Err(Error::LeaderElection("the lease task ended".into()));
             }
         }
         _ = shutdown.wait_for(|v| *v) => return Ok(None),
@@ -326,25 +390,22 @@ async fn lead(
 fn with_flux_watch(
     controller: Controller<Release>,
     client: &Client,
-    store: Store<Release>,
-    config: &Config,
+    index: Arc<Index>,
 ) -> Controller<Release> {
     let resource = crate::flux::kustomization_resource();
-    let _ = config;
     // Kustomizations usually live in flux-system, outside the watched namespace.
     let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
-    // Any Kustomization change re-queues the Releases still waiting for Flux; those already
-    // settled are looked at again on resync.
+    // A Kustomization change re-queues the Releases of the Environments it applies that
+    // still wait for Flux; those already settled are looked at again on resync.
     controller.watches_with(
         api,
         resource,
         watcher::Config::default().any_semantic(),
-        move |_: DynamicObject| {
-            store
-                .state()
+        move |ks: DynamicObject| {
+            index
+                .applied_by(&ks.namespace().unwrap_or_default(), &ks.name_any())
                 .into_iter()
-                .filter(|r| release::waiting_for_flux(r))
-                .map(|r| ObjectRef::from_obj(&*r))
+                .map(|(ns, name)| ObjectRef::<Release>::new(&name).within(&ns))
                 .collect::<Vec<_>>()
         },
     )

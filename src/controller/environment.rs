@@ -1,245 +1,232 @@
-//! The Environment reconciler: is the repository reachable, does the branch exist, what is
-//! its head; and an Environment stays while Releases still use it.
+//! The Environment reconciler, observe → decide → act like the Release one: is the
+//! repository reachable, does the branch exist, what is its head, are the Flux
+//! Kustomizations that apply it healthy; and an Environment stays while Releases use it.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use kube::api::{Patch, PatchParams};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
+use kube::api::{Api, DynamicObject};
 use kube::runtime::controller::Action;
-use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
-use kube::{Resource, ResourceExt};
-use serde_json::json;
 use tracing::{Instrument, info_span, warn};
 
-use crate::api::{Conditioned, Environment, EnvironmentStatus};
+use crate::api::{
+    self, Conditioned, Environment, EnvironmentStatus, Status, condition, find_condition,
+    remove_condition, set_condition,
+};
+use crate::flux::{FluxObject, kustomization_resource};
 use crate::gitops::RepoKey;
 
+use super::Error;
 use super::context::{Context, RESYNC};
-use super::status::{Summary, key, now, summarise, transition_event, type_meta};
-use super::{Error, FINALIZER, MANAGER};
+use super::reason::Reason;
+use super::release::observe::credentials;
+use super::status::{Summary, key, now, summarise, with_finalizer, write_status};
+
+/// The Flux condition type on Environments.
+const FLUX_READY: &str = "FluxReady";
 
 pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let ns = env.namespace().unwrap_or_default();
     let _timer = ctx.metrics.reconcile("Environment");
-    let span = info_span!("environment", namespace = %ns, name = %env.name_any());
-    let api = ctx.environments_api(&ns);
-    async move {
-        finalizer(&api, FINALIZER, env, |event| async {
-            match event {
-                FinalizerEvent::Apply(env) => apply(env, &ctx).await,
-                FinalizerEvent::Cleanup(env) => cleanup(env, &ctx).await,
-            }
-        })
+    let span = info_span!("environment", namespace = %env.namespace().unwrap_or_default(), name = %env.name_any());
+    with_finalizer(&ctx, env, |e| apply(e, &ctx), |e| cleanup(e, &ctx))
+        .instrument(span)
         .await
-        .map_err(|e| match e {
-            kube::runtime::finalizer::Error::ApplyFailed(e)
-            | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
-            other => Error::Finalizer(other.to_string()),
-        })
-    }
-    .instrument(span)
-    .await
 }
 
 pub fn error_policy(env: Arc<Environment>, err: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.error("Environment", err.reason());
-    warn!(namespace = %env.namespace().unwrap_or_default(), name = %env.name_any(), reason = err.reason(), error = %err, "reconcile failed");
+    ctx.metrics.error("Environment", err.reason().as_str());
+    warn!(namespace = %env.namespace().unwrap_or_default(), name = %env.name_any(), reason = %err.reason(), error = %err, "reconcile failed");
     Action::requeue(ctx.backoff(&key(&*env)))
 }
 
-/// Releases in the Environment's namespace that name it.
-fn users(ctx: &Context, env: &Environment) -> Vec<String> {
-    let ns = env.namespace();
-    let mut names: Vec<String> = ctx
-        .releases
-        .state()
-        .into_iter()
-        .filter(|r| r.namespace() == ns && r.spec.environment == env.name_any())
-        .map(|r| r.name_any())
-        .collect();
-    names.sort();
-    names
+/// What an Environment reconcile looks at.
+#[derive(Debug)]
+pub struct Observed {
+    /// Releases that name it.
+    pub users: usize,
+    /// The branch head, when the repository was probed (`None`: suspended, or probed
+    /// successfully a moment ago at this generation).
+    pub probe: Option<Result<String, Error>>,
+    /// Each Kustomization it names: `namespace/name` and what was found.
+    pub flux: Vec<(String, FluxState)>,
 }
 
-async fn apply(env: Arc<Environment>, ctx: &Context) -> Result<Action, Error> {
-    let object_key = key(&*env);
-    let old = env.status.clone().unwrap_or_default();
-    let mut st = old.clone();
-    let now = now();
-    st.releases = users(ctx, &env).len() as u32;
+#[derive(Debug)]
+pub enum FluxState {
+    Ready,
+    Suspended,
+    Failing { reason: String, message: String },
+    NotFound,
+    Unknown(String),
+}
 
+async fn observe(ctx: &Context, env: &Environment) -> Observed {
+    let ns = env.namespace().unwrap_or_default();
+    let users = ctx.index.users(&ns, &env.name_any()).len();
     let repo = RepoKey {
         url: env.spec.repository.url.clone(),
         branch: env.spec.repository.branch.clone(),
     };
-    let (summary, requeue) = if env.spec.suspend {
-        (
-            Summary::Progressing {
-                reason: "Suspended",
-                message: "spec.suspend is true: Tumbler does not write to this repository".into(),
-            },
-            RESYNC,
-        )
-    } else if ctx.recently_probed(&object_key, env.metadata.generation)
-        && old.head.is_some()
-        && env.is_true(crate::api::READY)
-    {
-        // Probed a moment ago: only the release count may have changed.
-        let message = crate::api::find_condition(&old.conditions, crate::api::READY)
-            .map(|c| c.message.clone())
-            .unwrap_or_default();
-        (
-            Summary::Ready {
-                reason: "RepositoryReady",
-                message,
-            },
-            RESYNC,
-        )
+    let fresh = ctx.recently_probed(&key(env), env.metadata.generation)
+        && env.status.as_ref().is_some_and(|s| s.head.is_some())
+        && env.is_true(api::READY);
+    let probe = if env.spec.suspend || fresh {
+        None
     } else {
-        let probe = match super::release::credentials(ctx, &env).await {
-            Ok(creds) => ctx
-                .writer
-                .probe(repo.clone(), creds)
-                .await
-                .map_err(Error::from),
+        Some(match credentials(ctx, env).await {
+            Ok(creds) => ctx.writer.probe(repo, creds).await.map_err(Error::from),
             Err(e) => Err(e),
-        };
-        match probe {
-            Ok(head) => {
-                ctx.succeeded(&object_key);
-                ctx.probed(&object_key, env.metadata.generation);
-                st.head_short = Some(head.chars().take(8).collect());
-                let message = format!(
-                    "branch {} at {}",
-                    repo.branch,
-                    st.head_short.clone().unwrap_or_default()
-                );
-                st.head = Some(head);
-                (
-                    Summary::Ready {
-                        reason: "RepositoryReady",
-                        message,
+        })
+    };
+    let mut flux = vec![];
+    for ks in env.spec.flux.iter().flat_map(|f| f.kustomizations.iter()) {
+        let ks_ns = ks.namespace.clone().unwrap_or_else(|| ns.clone());
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(ctx.client.clone(), &ks_ns, &kustomization_resource());
+        let state = match api.get_opt(&ks.name).await {
+            Ok(Some(obj)) => {
+                let k = FluxObject::from_dynamic(&obj);
+                match k.ready().filter(|r| r.status == "False") {
+                    _ if k.suspended => FluxState::Suspended,
+                    Some(r) => FluxState::Failing {
+                        reason: r.reason.clone(),
+                        message: r.message.clone(),
                     },
-                    RESYNC,
-                )
-            }
-            Err(Error::Kube(e)) => return Err(Error::Kube(e)),
-            Err(err) => {
-                let requeue = ctx.backoff(&object_key);
-                let message = err.to_string();
-                if err.stalled() {
-                    (
-                        Summary::Stalled {
-                            reason: err.reason(),
-                            message,
-                        },
-                        requeue,
-                    )
-                } else {
-                    (
-                        Summary::Progressing {
-                            reason: err.reason(),
-                            message,
-                        },
-                        requeue,
-                    )
+                    None => FluxState::Ready,
                 }
             }
+            Ok(None) => FluxState::NotFound,
+            Err(e) => FluxState::Unknown(e.to_string()),
+        };
+        flux.push((format!("{ks_ns}/{}", ks.name), state));
+    }
+    Observed { users, probe, flux }
+}
+
+/// How often an Environment with Flux objects is looked at again: their state is not
+/// watched here.
+const FLUX_POLL: Duration = Duration::from_secs(30);
+
+/// The next status of an Environment, its summary, and whether the probe failed.
+pub fn decide(env: &Environment, obs: &Observed, now: &Time) -> (EnvironmentStatus, Summary) {
+    let old = env.status.clone().unwrap_or_default();
+    let mut st = old.clone();
+    st.releases = obs.users as u32;
+    let summary = match &obs.probe {
+        _ if env.spec.suspend => Summary::Progressing {
+            reason: Reason::Suspended,
+            message: "spec.suspend is true: Tumbler does not write to this repository".into(),
+        },
+        None => Summary::Ready {
+            reason: Reason::RepositoryReady,
+            message: find_condition(&old.conditions, api::READY)
+                .map(|c| c.message.clone())
+                .unwrap_or_default(),
+        },
+        Some(Ok(head)) => {
+            st.head_short = Some(head.chars().take(8).collect());
+            st.head = Some(head.clone());
+            Summary::Ready {
+                reason: Reason::RepositoryReady,
+                message: format!(
+                    "branch {} at {}",
+                    env.spec.repository.branch,
+                    st.head_short.clone().unwrap_or_default()
+                ),
+            }
         }
+        Some(Err(e)) => Summary::of_error(e),
     };
-    flux_condition(ctx, &env, &mut st, &now).await;
-    // Flux's state is not watched here; look again soon while Flux objects are named.
-    let has_flux = env
-        .spec
-        .flux
-        .as_ref()
-        .is_some_and(|f| !f.kustomizations.is_empty());
-    let requeue = if has_flux {
-        requeue.min(std::time::Duration::from_secs(30))
-    } else {
-        requeue
-    };
-    summarise(&mut st.conditions, &summary, env.metadata.generation, &now);
+    flux_condition(&mut st, obs, env.metadata.generation, now);
+    summarise(&mut st.conditions, &summary, env.metadata.generation, now);
     st.observed_generation = env.metadata.generation;
-    write_status(ctx, &env, &old, st).await?;
-    Ok(Action::requeue(requeue))
+    (st, summary)
 }
 
 /// `FluxReady`: whether the Kustomizations the Environment names exist, run and succeed.
-async fn flux_condition(
-    ctx: &Context,
-    env: &Environment,
-    st: &mut EnvironmentStatus,
-    now: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
-) {
-    use crate::api::{Status, condition, remove_condition, set_condition};
-    use crate::flux::{FluxObject, kustomization_resource};
-    use kube::api::{Api, DynamicObject};
-    let kustomizations = env
-        .spec
-        .flux
-        .as_ref()
-        .map(|f| f.kustomizations.clone())
-        .unwrap_or_default();
-    if kustomizations.is_empty() {
-        remove_condition(&mut st.conditions, "FluxReady");
+fn flux_condition(st: &mut EnvironmentStatus, obs: &Observed, generation: Option<i64>, now: &Time) {
+    if obs.flux.is_empty() {
+        remove_condition(&mut st.conditions, FLUX_READY);
         return;
     }
-    let env_ns = env.namespace().unwrap_or_default();
     let mut problems = vec![];
-    let mut reason = "KustomizationsReady";
-    for ks in &kustomizations {
-        let ns = ks.namespace.clone().unwrap_or_else(|| env_ns.clone());
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(ctx.client.clone(), &ns, &kustomization_resource());
-        match api.get_opt(&ks.name).await {
-            Ok(Some(obj)) => {
-                let k = FluxObject::from_dynamic(&obj);
-                if k.suspended {
-                    reason = "FluxSuspended";
-                    problems.push(format!("Kustomization {ns}/{} is suspended", ks.name));
-                } else if let Some(r) = k.ready().filter(|r| r.status == "False") {
-                    reason = "FluxFailing";
-                    problems.push(format!(
-                        "Kustomization {ns}/{} is failing ({}): {}",
-                        ks.name, r.reason, r.message
-                    ));
-                }
+    let mut reason = Reason::KustomizationsReady;
+    for (name, state) in &obs.flux {
+        match state {
+            FluxState::Ready => {}
+            FluxState::Suspended => {
+                reason = Reason::FluxSuspended;
+                problems.push(format!("Kustomization {name} is suspended"));
             }
-            Ok(None) => {
-                reason = "FluxKustomizationNotFound";
-                problems.push(format!("Kustomization {ns}/{} does not exist", ks.name));
+            FluxState::Failing { reason: r, message } => {
+                reason = Reason::FluxFailing;
+                problems.push(format!("Kustomization {name} is failing ({r}): {message}"));
             }
-            Err(e) => {
-                reason = "FluxUnknown";
-                problems.push(format!("Kustomization {ns}/{}: {e}", ks.name));
+            FluxState::NotFound => {
+                reason = Reason::FluxKustomizationNotFound;
+                problems.push(format!("Kustomization {name} does not exist"));
+            }
+            FluxState::Unknown(e) => {
+                reason = Reason::FluxUnknown;
+                problems.push(format!("Kustomization {name}: {e}"));
             }
         }
     }
     let c = if problems.is_empty() {
         condition(
-            "FluxReady",
+            FLUX_READY,
             Status::True,
-            reason,
+            reason.as_str(),
             "every Kustomization that applies this Environment is ready",
-            env.metadata.generation,
+            generation,
         )
     } else {
         condition(
-            "FluxReady",
+            FLUX_READY,
             Status::False,
-            reason,
+            reason.as_str(),
             problems.join("; "),
-            env.metadata.generation,
+            generation,
         )
     };
     set_condition(&mut st.conditions, c, now.clone());
 }
 
+async fn apply(env: Arc<Environment>, ctx: &Context) -> Result<Action, Error> {
+    let object_key = key(&*env);
+    let observed = observe(ctx, &env).await;
+    let (st, summary) = decide(&env, &observed, &now());
+    let mut requeue = match &observed.probe {
+        Some(Err(_)) => ctx.backoff(&object_key),
+        Some(Ok(_)) => {
+            ctx.succeeded(&object_key);
+            ctx.probed(&object_key, env.metadata.generation);
+            RESYNC
+        }
+        None => RESYNC,
+    };
+    if !observed.flux.is_empty() {
+        requeue = requeue.min(FLUX_POLL);
+    }
+    if let Summary::Stalled { .. } | Summary::Progressing { .. } = summary {
+        warn!(reason = %summary.reason(), message = %summary.message(), "environment not ready");
+    }
+    let old = env.status.clone().unwrap_or_default();
+    write_status(ctx, &*env, &old, &old.conditions, &st, &st.conditions).await?;
+    Ok(Action::requeue(requeue))
+}
+
 /// An Environment with Releases stays (and says so) until they are gone, so that each
 /// Release can still remove its app folder from git on deletion.
 async fn cleanup(env: Arc<Environment>, ctx: &Context) -> Result<Action, Error> {
-    let users = users(ctx, &env);
+    let users = ctx
+        .index
+        .users(&env.namespace().unwrap_or_default(), &env.name_any());
     if users.is_empty() {
+        ctx.forget(&key(&*env));
+        ctx.forget_credentials(&env);
         return Ok(Action::await_change());
     }
     let old = env.status.clone().unwrap_or_default();
@@ -252,38 +239,12 @@ async fn cleanup(env: Arc<Environment>, ctx: &Context) -> Result<Action, Error> 
     summarise(
         &mut st.conditions,
         &Summary::Progressing {
-            reason: "DeletionBlocked",
+            reason: Reason::DeletionBlocked,
             message: message.clone(),
         },
         env.metadata.generation,
         &now(),
     );
-    write_status(ctx, &env, &old, st).await?;
+    write_status(ctx, &*env, &old, &old.conditions, &st, &st.conditions).await?;
     Err(Error::Finalizer(message))
-}
-
-async fn write_status(
-    ctx: &Context,
-    env: &Environment,
-    old: &EnvironmentStatus,
-    new: EnvironmentStatus,
-) -> Result<(), Error> {
-    if let Some(event) = transition_event(&old.conditions, &new.conditions, "Reconcile")
-        && let Err(e) = ctx.recorder.publish(&event, &env.object_ref(&())).await
-    {
-        warn!(error = %e, "could not publish event");
-    }
-    if *old == new {
-        return Ok(());
-    }
-    let (api_version, kind) = type_meta::<Environment>();
-    let body = json!({"apiVersion": api_version, "kind": kind, "status": new});
-    ctx.environments_api(&env.namespace().unwrap_or_default())
-        .patch_status(
-            &env.name_any(),
-            &PatchParams::apply(MANAGER).force(),
-            &Patch::Apply(&body),
-        )
-        .await?;
-    Ok(())
 }

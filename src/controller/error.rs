@@ -1,7 +1,10 @@
-//! Errors of a reconcile. Each has a `reason` (a CamelCase word for conditions, events and
-//! metrics) and says whether retrying can help.
+//! Errors of a reconcile. Each maps, by variant, to its [`Reason`] and says whether it is
+//! terminal (needs a person: `Stalled`) or transient (time may fix it: `Reconciling`).
 
+use crate::credentials::CredentialsError;
 use crate::{gitops::GitError, render::RenderError};
+
+use super::reason::Reason;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -9,12 +12,8 @@ pub enum Error {
         "Environment {name:?} not found in namespace {namespace:?}: create it, or fix spec.environment"
     )]
     EnvironmentNotFound { namespace: String, name: String },
-    #[error(
-        "Secret {name:?} not found in namespace {namespace:?}: create it with keys username/password or identity/known_hosts, or fix spec.repository.secretRef"
-    )]
-    SecretNotFound { namespace: String, name: String },
-    #[error("Secret {name:?} has neither username/password nor identity keys")]
-    InvalidSecret { name: String },
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
     #[error(
         "app {app:?} in Environment {environment:?} already belongs to Release {owner}; choose another spec.app or delete that Release"
     )]
@@ -31,33 +30,43 @@ pub enum Error {
     Kube(#[from] kube::Error),
     #[error("finalizer: {0}")]
     Finalizer(String),
+    #[error("leader election: {0}")]
+    LeaderElection(String),
+    #[error("internal error (please report it): {0}")]
+    Internal(String),
 }
 
 impl Error {
-    /// CamelCase reason for conditions, events and metrics.
-    pub fn reason(&self) -> &'static str {
+    /// The reason for conditions, Events and metrics.
+    pub fn reason(&self) -> Reason {
         match self {
-            Error::EnvironmentNotFound { .. } => "EnvironmentNotFound",
-            Error::SecretNotFound { .. } => "SecretNotFound",
-            Error::InvalidSecret { .. } => "InvalidSecret",
-            Error::AppConflict { .. } => "AppConflict",
-            Error::Render(e) => e.reason(),
-            Error::Git(e) => e.reason(),
-            Error::Kube(_) => "KubernetesError",
-            Error::Finalizer(_) => "FinalizerFailed",
+            Error::EnvironmentNotFound { .. } => Reason::EnvironmentNotFound,
+            Error::Credentials(CredentialsError::SecretNotFound { .. }) => Reason::SecretNotFound,
+            Error::Credentials(CredentialsError::InvalidSecret { .. }) => Reason::InvalidSecret,
+            Error::Credentials(CredentialsError::Kube(_)) | Error::Kube(_) => {
+                Reason::KubernetesError
+            }
+            Error::AppConflict { .. } => Reason::AppConflict,
+            Error::Render(e) => Reason::from(e),
+            Error::Git(e) => Reason::from(e),
+            Error::Finalizer(_) | Error::LeaderElection(_) => Reason::FinalizerFailed,
+            Error::Internal(_) => Reason::InternalError,
         }
     }
 
-    /// Whether this needs a person (Stalled) rather than time (Reconciling). Stalled errors
-    /// are still retried, slowly, since the person may fix them without touching the Release.
-    pub fn stalled(&self) -> bool {
+    /// Whether this needs a person (Stalled) rather than time (Reconciling). Terminal errors
+    /// are still retried, slowly: the person may fix them without touching the Release (create
+    /// the Secret, fix the repository).
+    pub fn is_terminal(&self) -> bool {
         match self {
-            Error::Git(e) => matches!(
-                e.reason(),
-                "AuthenticationFailed" | "BranchNotFound" | "InvalidPath"
-            ),
-            Error::Kube(_) | Error::Finalizer(_) => false,
-            _ => true,
+            Error::EnvironmentNotFound { .. } | Error::AppConflict { .. } => true,
+            Error::Credentials(e) => !matches!(e, CredentialsError::Kube(_)),
+            Error::Render(e) => e.is_terminal(),
+            Error::Git(e) => e.is_terminal(),
+            Error::Kube(_)
+            | Error::Finalizer(_)
+            | Error::LeaderElection(_)
+            | Error::Internal(_) => false,
         }
     }
 }

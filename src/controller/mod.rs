@@ -1,20 +1,30 @@
-//! The reconcilers (Environment, Release) and their shared context. With `cli`, the only
-//! module that talks to Kubernetes. A reconcile is a pipeline of named steps —
-//! resolve (Environment, Secret) → render → commit → report — where only the first and the
-//! last touch the API.
+//! The reconcilers (Environment, Release) and what they share. With `cli` and
+//! `credentials`, the only code that talks to Kubernetes.
+//!
+//! Module map:
+//! - `release`: the Release reconciler, as `observe` → `decide` (pure) → `act`;
+//! - `environment`: the Environment reconciler, in the same shape;
+//! - `reason`: every condition and Event reason, as one enum;
+//! - `error`: the reconcile error, with its reason and whether it is terminal;
+//! - `status`: the finalizer wrapper, kstatus conditions, the one status write, Events;
+//! - `index`: Releases by Environment and app, fed by the reflector's events;
+//! - `context`: what every reconcile receives, and `run`, which starts both controllers;
+//! - `metrics`, `admin`: `/metrics`, `/healthz`, `/readyz`.
 
 mod admin;
 mod context;
 mod environment;
 mod error;
-mod health;
+mod index;
 pub mod metrics;
+pub mod reason;
 mod release;
+mod shim;
 mod status;
 
 pub use context::{Config, Context, LeaderElection, run};
 pub use error::Error;
-pub use release::{ROLLBACK_ANNOTATION, read_credentials};
+pub use reason::Reason;
 
 /// Field manager of everything Tumbler writes with server-side apply.
 pub const MANAGER: &str = "tumbler";

@@ -1,29 +1,159 @@
-//! Building and writing status: conditions that keep the kstatus invariants, server-side
-//! apply of the status subresource, and an Event on every transition.
+//! What both reconcilers share: the finalizer wrapper, conditions that keep the kstatus
+//! invariants, one server-side apply of the status subresource per reconcile, and an Event
+//! on every transition of `Ready`.
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
+use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::{Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tracing::warn;
 
 use crate::api::{self, Status, condition, find_condition, remove_condition, set_condition};
 
+use super::context::Context;
+use super::reason::Reason;
+use super::{Error, FINALIZER, MANAGER};
+
 /// The summary of a reconcile, turned into `Ready` / `Reconciling` / `Stalled`.
-pub enum Summary<'a> {
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Summary {
     /// Done: Ready=True.
-    Ready { reason: &'a str, message: String },
+    Ready { reason: Reason, message: String },
     /// Work in flight (waiting for Flux, retrying): Ready=False, Reconciling=True.
-    Progressing { reason: &'a str, message: String },
+    Progressing { reason: Reason, message: String },
     /// Needs a person: Ready=False, Stalled=True.
-    Stalled { reason: &'a str, message: String },
+    Stalled { reason: Reason, message: String },
 }
 
-impl Summary<'_> {
+impl Summary {
     pub fn message(&self) -> &str {
         match self {
             Summary::Ready { message, .. }
             | Summary::Progressing { message, .. }
             | Summary::Stalled { message, .. } => message,
         }
+    }
+
+    pub fn reason(&self) -> Reason {
+        match self {
+            Summary::Ready { reason, .. }
+            | Summary::Progressing { reason, .. }
+            | Summary::Stalled { reason, .. } => *reason,
+        }
+    }
+
+    /// The summary of an error: Stalled when it is terminal, Progressing otherwise.
+    pub fn of_error(err: &Error) -> Summary {
+        let (reason, message) = (err.reason(), err.to_string());
+        if err.is_terminal() {
+            Summary::Stalled { reason, message }
+        } else {
+            Summary::Progressing { reason, message }
+        }
+    }
+}
+
+/// Runs `apply` or `cleanup` under Tumbler's finalizer, inside a span naming the object.
+pub async fn with_finalizer<K, A, AF, C, CF>(
+    ctx: &Context,
+    obj: Arc<K>,
+    apply: A,
+    cleanup: C,
+) -> Result<Action, Error>
+where
+    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + Debug
+        + Serialize
+        + DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+    A: FnOnce(Arc<K>) -> AF,
+    AF: Future<Output = Result<Action, Error>>,
+    C: FnOnce(Arc<K>) -> CF,
+    CF: Future<Output = Result<Action, Error>>,
+{
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    finalizer(&api, FINALIZER, obj, |event| async move {
+        match event {
+            FinalizerEvent::Apply(o) => apply(o).await,
+            FinalizerEvent::Cleanup(o) => cleanup(o).await,
+        }
+    })
+    .await
+    .map_err(|e| match e {
+        kube::runtime::finalizer::Error::ApplyFailed(e)
+        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
+        other => Error::Finalizer(other.to_string()),
+    })
+}
+
+/// Writes a new status (one server-side apply, skipped when nothing changed) and publishes
+/// the Event of a `Ready` transition.
+pub async fn write_status<K, S>(
+    ctx: &Context,
+    obj: &K,
+    old: &S,
+    old_conditions: &[Condition],
+    new: &S,
+    new_conditions: &[Condition],
+) -> Result<(), Error>
+where
+    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + Debug
+        + DeserializeOwned,
+    S: Serialize + PartialEq,
+{
+    if let Some(event) = transition_event(old_conditions, new_conditions, "Reconcile") {
+        publish(ctx, obj, event).await;
+    }
+    if old == new {
+        return Ok(());
+    }
+    let body = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": new,
+    });
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    api.patch_status(
+        &obj.name_any(),
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Publishes an Event about an object; a failure is logged, never fatal.
+pub async fn publish<K: Resource<DynamicType = ()>>(ctx: &Context, obj: &K, event: Event) {
+    if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
+        warn!(error = %e, "could not publish event");
+    }
+}
+
+/// An Event with this reason and note (Warning or Normal by the reason).
+pub fn event(reason: Reason, note: String, action: &str) -> Event {
+    Event {
+        type_: if reason.is_warning() {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: reason.as_str().to_string(),
+        note: Some(truncate(&note, 1000)),
+        action: action.to_string(),
+        secondary: None,
     }
 }
 
@@ -35,9 +165,9 @@ pub fn summarise(
     now: &Time,
 ) {
     let (ready, reason, message) = match summary {
-        Summary::Ready { reason, message } => (Status::True, *reason, message),
-        Summary::Progressing { reason, message } => (Status::False, *reason, message),
-        Summary::Stalled { reason, message } => (Status::False, *reason, message),
+        Summary::Ready { reason, message } => (Status::True, reason.as_str(), message),
+        Summary::Progressing { reason, message } => (Status::False, reason.as_str(), message),
+        Summary::Stalled { reason, message } => (Status::False, reason.as_str(), message),
     };
     set_condition(
         conditions,
@@ -92,8 +222,7 @@ pub fn transition_event(old: &[Condition], new: &[Condition], action: &str) -> O
     }) {
         return None;
     }
-    let warning = find_condition(new, api::STALLED).is_some_and(|c| c.status == "True")
-        || new_ready.reason == "Failed";
+    let warning = find_condition(new, api::STALLED).is_some_and(|c| c.status == "True");
     Some(Event {
         type_: if warning {
             EventType::Warning
@@ -121,11 +250,6 @@ pub fn truncate(s: &str, max: usize) -> String {
 
 pub fn now() -> Time {
     Time(jiff::Timestamp::now())
-}
-
-/// `apiVersion`/`kind` of a resource, for server-side apply bodies.
-pub fn type_meta<K: Resource<DynamicType = ()>>() -> (String, String) {
-    (K::api_version(&()).to_string(), K::kind(&()).to_string())
 }
 
 /// `namespace/name` of an object, for logs and trailers.

@@ -1,0 +1,231 @@
+//! Every reason Tumbler writes on a condition or an Event, as one enum: code matches on the
+//! variant, people read the CamelCase word. Errors map to their reason by variant
+//! ([`super::Error::reason`]); nothing compares reason strings.
+
+/// A condition or Event reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Reason {
+    // --- Ready=True
+    /// Flux applied the commit and the workloads run it.
+    Applied,
+    /// Pushed, and the Environment names no Flux object to wait for.
+    Committed,
+    /// The Environment's repository answered and its branch exists.
+    RepositoryReady,
+
+    // --- in flight (Reconciling=True)
+    EnvironmentSuspended,
+    Suspended,
+    WaitingForFlux,
+    FluxKustomizationNotFound,
+    FluxNotInstalled,
+    FluxSuspended,
+    WaitingForHelmRelease,
+    RollingOut,
+    DeletionBlocked,
+    KubernetesError,
+    FinalizerFailed,
+    InternalError,
+
+    // --- stopped by Flux or the cluster (Stalled=True)
+    FluxFailed,
+    HelmReleaseFailed,
+    RolloutStuck,
+
+    // --- the Release or its Environment
+    EnvironmentNotFound,
+    SecretNotFound,
+    InvalidSecret,
+    AppConflict,
+
+    // --- render
+    InvalidName,
+    InvalidPath,
+    NoSource,
+    InvalidManifest,
+    ForbiddenKind,
+    ClusterScopedRefused,
+    WrongNamespace,
+    PatchFailed,
+    InvalidValues,
+    InvalidEnvironment,
+    RenderTooLarge,
+    RenderFailed,
+
+    // --- git
+    AuthenticationFailed,
+    RepositoryUnreachable,
+    GitTimeout,
+    BranchNotFound,
+    PushRejected,
+    InvalidKustomization,
+    InvalidAuthor,
+    GitCacheCorrupt,
+    GitBusy,
+    GitFailed,
+
+    // --- other conditions
+    /// `Rendered=True`.
+    Rendered,
+    /// `Committed=True` after a push of ours.
+    Pushed,
+    /// `Committed=True` when git already had the files.
+    UpToDate,
+    /// `Drifted=False`.
+    InSync,
+    /// `Drifted=True`.
+    ChangedOutsideTumbler,
+    /// `FluxReady` on Environments.
+    KustomizationsReady,
+    FluxFailing,
+    FluxUnknown,
+
+    // --- Events only
+    /// A deleted Release let go without removing its folder: its Environment is gone.
+    EnvironmentGone,
+    /// A deleted Release let go without removing its folder: no way to write to git.
+    FolderLeftInGit,
+    /// A Release was written to its Environment's new repository, branch or path.
+    Repointed,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        use Reason::*;
+        match self {
+            Applied => "Applied",
+            Committed => "Committed",
+            RepositoryReady => "RepositoryReady",
+            EnvironmentSuspended => "EnvironmentSuspended",
+            Suspended => "Suspended",
+            WaitingForFlux => "WaitingForFlux",
+            FluxKustomizationNotFound => "FluxKustomizationNotFound",
+            FluxNotInstalled => "FluxNotInstalled",
+            FluxSuspended => "FluxSuspended",
+            WaitingForHelmRelease => "WaitingForHelmRelease",
+            RollingOut => "RollingOut",
+            DeletionBlocked => "DeletionBlocked",
+            KubernetesError => "KubernetesError",
+            FinalizerFailed => "FinalizerFailed",
+            InternalError => "InternalError",
+            FluxFailed => "FluxFailed",
+            HelmReleaseFailed => "HelmReleaseFailed",
+            RolloutStuck => "RolloutStuck",
+            EnvironmentNotFound => "EnvironmentNotFound",
+            SecretNotFound => "SecretNotFound",
+            InvalidSecret => "InvalidSecret",
+            AppConflict => "AppConflict",
+            InvalidName => "InvalidName",
+            InvalidPath => "InvalidPath",
+            NoSource => "NoSource",
+            InvalidManifest => "InvalidManifest",
+            ForbiddenKind => "ForbiddenKind",
+            ClusterScopedRefused => "ClusterScopedRefused",
+            WrongNamespace => "WrongNamespace",
+            PatchFailed => "PatchFailed",
+            InvalidValues => "InvalidValues",
+            InvalidEnvironment => "InvalidEnvironment",
+            RenderTooLarge => "RenderTooLarge",
+            RenderFailed => "RenderFailed",
+            AuthenticationFailed => "AuthenticationFailed",
+            RepositoryUnreachable => "RepositoryUnreachable",
+            GitTimeout => "GitTimeout",
+            BranchNotFound => "BranchNotFound",
+            PushRejected => "PushRejected",
+            InvalidKustomization => "InvalidKustomization",
+            InvalidAuthor => "InvalidAuthor",
+            GitCacheCorrupt => "GitCacheCorrupt",
+            GitBusy => "GitBusy",
+            GitFailed => "GitFailed",
+            Rendered => "Rendered",
+            Pushed => "Pushed",
+            UpToDate => "UpToDate",
+            InSync => "InSync",
+            ChangedOutsideTumbler => "ChangedOutsideTumbler",
+            KustomizationsReady => "KustomizationsReady",
+            FluxFailing => "FluxFailing",
+            FluxUnknown => "FluxUnknown",
+            EnvironmentGone => "EnvironmentGone",
+            FolderLeftInGit => "FolderLeftInGit",
+            Repointed => "Repointed",
+        }
+    }
+
+    /// Whether an Event with this reason is a Warning.
+    pub fn is_warning(self) -> bool {
+        use Reason::*;
+        !matches!(
+            self,
+            Applied
+                | Committed
+                | RepositoryReady
+                | EnvironmentSuspended
+                | Suspended
+                | WaitingForFlux
+                | WaitingForHelmRelease
+                | RollingOut
+                | DeletionBlocked
+                | Rendered
+                | Pushed
+                | UpToDate
+                | InSync
+                | KustomizationsReady
+                | Repointed
+        )
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<&crate::render::RenderError> for Reason {
+    fn from(e: &crate::render::RenderError) -> Self {
+        use crate::render::RenderError as R;
+        match e {
+            R::InvalidName { .. } => Reason::InvalidName,
+            R::InvalidPath { .. } => Reason::InvalidPath,
+            R::NoSource => Reason::NoSource,
+            R::InvalidManifest { .. } => Reason::InvalidManifest,
+            R::ForbiddenKind { .. } => Reason::ForbiddenKind,
+            R::ClusterScopedRefused { .. } => Reason::ClusterScopedRefused,
+            R::WrongNamespace { .. } => Reason::WrongNamespace,
+            R::PatchFailed { .. } => Reason::PatchFailed,
+            R::InvalidValues { .. } => Reason::InvalidValues,
+            R::Yaml(_) => Reason::RenderFailed,
+        }
+    }
+}
+
+impl From<&crate::gitops::GitError> for Reason {
+    fn from(e: &crate::gitops::GitError) -> Self {
+        use crate::gitops::GitError as G;
+        match e {
+            G::AuthenticationFailed { .. } => Reason::AuthenticationFailed,
+            G::RepositoryUnreachable { .. } => Reason::RepositoryUnreachable,
+            G::BranchNotFound { .. } => Reason::BranchNotFound,
+            G::PushRejected { .. } => Reason::PushRejected,
+            G::InvalidPath { .. } => Reason::InvalidPath,
+            G::GitFailed { .. } | G::WorkerGone { .. } => Reason::GitFailed,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_are_camel_case_words_and_match_the_error_reasons() {
+        use crate::render::RenderError;
+        for r in [Reason::Applied, Reason::GitTimeout, Reason::RenderTooLarge] {
+            let s = r.as_str();
+            assert!(s.chars().next().is_some_and(|c| c.is_ascii_uppercase()));
+            assert!(s.chars().all(|c| c.is_ascii_alphanumeric()), "{s}");
+        }
+        let e = RenderError::NoSource;
+        assert_eq!(Reason::from(&e).as_str(), e.reason());
+    }
+}

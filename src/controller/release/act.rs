@@ -1,0 +1,145 @@
+//! act: carries out what decide chose — the one write to git, the Flux nudge, and the one
+//! status write that ends every reconcile, whatever happened before it.
+
+use kube::ResourceExt;
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use serde_json::json;
+use tracing::{info, warn};
+
+use crate::api::{Environment, Release};
+use crate::flux::{self, FluxObject};
+use crate::gitops::Outcome;
+
+use super::super::Error;
+use super::super::context::Context;
+use super::super::status::{event, key, publish, write_status};
+use super::decide::{Decision, Fault, Plan, Requeue, Stopped, Target, Written};
+use super::observe::applying_kustomizations;
+
+/// Submits the change of a plan, if it has one. `Ok`: the files are in git.
+pub async fn write<'a>(ctx: &Context, plan: Plan<'a>) -> Result<Written<'a>, Stopped<'a>> {
+    match plan {
+        Plan::Stop(stopped) => Err(stopped),
+        Plan::Compare { written } => Ok(written),
+        Plan::Submit {
+            env,
+            rendered,
+            git,
+            change,
+        } => {
+            let target = Target::of(env);
+            let version = change.version.clone();
+            match ctx
+                .writer
+                .submit(target.repo.clone(), git.creds.clone(), *change)
+                .await
+            {
+                Ok(outcome) => {
+                    let pushed = matches!(outcome, Outcome::Committed { .. });
+                    if pushed {
+                        info!(commit = %outcome.commit(), %version, "pushed");
+                    }
+                    Ok(Written {
+                        env,
+                        rendered,
+                        creds: &git.creds,
+                        target,
+                        commit: outcome.commit().to_string(),
+                        pushed,
+                        drift: None,
+                    })
+                }
+                Err(e) => Err(Stopped::Failed(Fault::Found(Error::Git(e)))),
+            }
+        }
+    }
+}
+
+/// Ends a reconcile: writes the decided status (always, once), publishes its Events, and
+/// says when to look again.
+pub async fn finish(ctx: &Context, rel: &Release, decision: Decision) -> Result<Action, Error> {
+    let object_key = key(rel);
+    let reason = decision.summary.reason();
+    let requeue = match decision.requeue {
+        Requeue::Backoff => {
+            warn!(%reason, message = %decision.summary.message(), "release not done");
+            ctx.metrics.error("Release", reason.as_str());
+            ctx.backoff(&object_key)
+        }
+        Requeue::After(d) => {
+            ctx.succeeded(&object_key);
+            d
+        }
+    };
+    if let Some((reason, note)) = decision.note {
+        publish(ctx, rel, event(reason, note, "Reconcile")).await;
+    }
+    let old = rel.status.clone().unwrap_or_default();
+    write_status(
+        ctx,
+        rel,
+        &old,
+        &old.conditions,
+        &decision.status,
+        &decision.status.conditions,
+    )
+    .await?;
+    Ok(Action::requeue(requeue))
+}
+
+/// Asks Flux to fetch and apply now (as `flux reconcile` does) instead of at its next poll.
+/// Failures are logged: Flux still polls.
+pub async fn nudge_flux(ctx: &Context, env: &Environment, rel: &Release) {
+    let stamp = jiff::Timestamp::now().to_string();
+    let patch = json!({"metadata": {"annotations": {flux::RECONCILE_REQUESTED_AT: stamp}}});
+    let env_ns = env.namespace().unwrap_or_default();
+    let ks_res = flux::kustomization_resource();
+    let mut all = env
+        .spec
+        .flux
+        .as_ref()
+        .map(|f| f.kustomizations.clone())
+        .unwrap_or_default();
+    for k in applying_kustomizations(env, rel) {
+        if !all.contains(&k) {
+            all.push(k);
+        }
+    }
+    let mut sources = vec![];
+    if let Some(git) = env
+        .spec
+        .flux
+        .as_ref()
+        .and_then(|f| f.git_repository.clone())
+    {
+        sources.push((git.name, git.namespace.unwrap_or_else(|| env_ns.clone())));
+    }
+    for ks in &all {
+        let ns = ks.namespace.clone().unwrap_or_else(|| env_ns.clone());
+        let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &ns, &ks_res);
+        if sources.is_empty()
+            && let Ok(Some(obj)) = api.get_opt(&ks.name).await
+            && let Some((kind, name, src_ns)) = FluxObject::from_dynamic(&obj).source
+            && kind == "GitRepository"
+        {
+            sources.push((name, src_ns.unwrap_or_else(|| ns.clone())));
+        }
+        if let Err(e) = api
+            .patch(&ks.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            warn!(kustomization = %ks.name, error = %e, "could not ask Flux to reconcile");
+        }
+    }
+    let git_res = flux::git_repository_resource();
+    for (name, ns) in sources {
+        let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &ns, &git_res);
+        if let Err(e) = api
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            warn!(git_repository = %name, error = %e, "could not ask Flux to fetch");
+        }
+    }
+}
