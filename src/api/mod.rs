@@ -2,6 +2,7 @@
 //! condition helpers both share. Plain data and pure functions only; nothing here talks to
 //! a cluster.
 
+pub mod bounded;
 mod conditions;
 mod environment;
 mod release;

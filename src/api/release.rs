@@ -72,7 +72,11 @@ pub struct ReleaseSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub helm: Option<HelmSource>,
     /// Raw Kubernetes objects.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::bounded::opt_vec"
+    )]
     #[schemars(schema_with = "free_form_objects")]
     pub manifests: Option<Vec<serde_json::Value>>,
     /// Kustomize-style patches applied to the rendered objects.
@@ -374,7 +378,11 @@ pub struct EmptyDir {
 pub struct HelmSource {
     pub chart: ChartRef,
     /// Values passed to the chart, inline.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::bounded::opt_value"
+    )]
     #[schemars(schema_with = "free_form_object")]
     pub values: Option<serde_json::Value>,
     /// Helm release name; defaults to the app.
