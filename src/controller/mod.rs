@@ -8,7 +8,8 @@
 //! - `error`: the reconcile error, with its reason and whether it is terminal;
 //! - `status`: the finalizer wrapper, kstatus conditions, the one status write, Events;
 //! - `index`: Releases by Environment and app, fed by the reflector's events;
-//! - `context`: what every reconcile receives, and `run`, which starts both controllers;
+//! - `context`: what every reconcile receives;
+//! - `run`: the admin server, leader election, and both controllers until shutdown;
 //! - `metrics`, `admin`: `/metrics`, `/healthz`, `/readyz`.
 
 mod admin;
@@ -19,12 +20,14 @@ mod index;
 pub mod metrics;
 pub mod reason;
 mod release;
+mod run;
 mod shim;
 mod status;
 
-pub use context::{Config, Context, LeaderElection, run};
+pub use context::{Config, Context, LeaderElection};
 pub use error::Error;
 pub use reason::Reason;
+pub use run::run;
 
 /// Field manager of everything Tumbler writes with server-side apply.
 pub const MANAGER: &str = "tumbler";

@@ -1,0 +1,292 @@
+//! `run`: starts the admin server, waits for the leader lease, and runs the Release and
+//! Environment controllers until shutdown.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
+use kube::api::{Api, DynamicObject};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::controller::Controller;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Client, ResourceExt};
+use tokio::sync::watch;
+
+use crate::api::{Environment, Release};
+use crate::gitops::{Writer, WriterOptions};
+
+use super::admin::{self, Admin};
+use super::context::{Config, Context, LeaderElection};
+use super::index::Index;
+use super::metrics::Metrics;
+use super::{Error, environment, release};
+
+fn api_for<K>(client: &Client, ns: &Option<String>) -> Api<K>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
+{
+    match ns {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Runs the Environment and Release controllers until SIGTERM or Ctrl-C (or, under leader
+/// election, until the lease is lost: the process then exits so that it restarts as a
+/// follower, and nothing it started keeps writing).
+pub async fn run(client: Client, config: Config) -> Result<(), Error> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(on_signal(tx.clone()));
+    let writer = Writer::new(config.cache_dir.clone(), WriterOptions::default());
+    let index = Arc::new(Index::default());
+    let (release_controller, store) = release_controller(&client, &config, index.clone());
+    let metrics = Arc::new(Metrics::default().with_state(store.clone(), writer.clone()));
+    let admin = start_admin(&config, metrics.clone());
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        writer,
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: config.reporter.clone(),
+                instance: std::env::var("POD_NAME").ok(),
+            },
+        ),
+        releases: store.clone(),
+        index,
+        config: config.clone(),
+        metrics,
+        failures: Mutex::default(),
+        probes: Mutex::default(),
+        credentials: Mutex::default(),
+    });
+
+    if let Some(le) = &config.leader_election {
+        // A follower is healthy and ready: it is doing its job, which is to wait.
+        admin.ready.store(true, Ordering::Relaxed);
+        match lead(&client, le, rx.clone()).await? {
+            Some(mut leader) => {
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let _ = leader.wait_for(|is| !*is).await;
+                    tracing::error!("lost the leader lease; stopping");
+                    let _ = tx.send(true);
+                });
+            }
+            None => return Ok(()),
+        }
+    }
+    admin.ready.store(true, Ordering::Relaxed);
+
+    let concurrency = config.concurrency.max(1);
+    let releases_done = release_controller
+        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+        .graceful_shutdown_on(stopped(rx.clone()))
+        .run(release::reconcile, release::error_policy, ctx.clone())
+        .for_each(|res| async move {
+            if let Err(err) = res {
+                tracing::debug!(error = %err, "release reconcile");
+            }
+        });
+    let environments_done = environment_controller(&client, ctx, store, rx);
+    tracing::info!(namespace = ?config.namespace, cache = %config.cache_dir.display(), "controllers started");
+    futures::join!(releases_done, environments_done);
+    Ok(())
+}
+
+/// Resolves once shutdown was asked for.
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|v| *v).await;
+}
+
+/// Asks for shutdown on SIGTERM or Ctrl-C.
+async fn on_signal(tx: watch::Sender<bool>) {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM; stop with Ctrl-C");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+    let _ = tx.send(true);
+}
+
+fn start_admin(config: &Config, metrics: Arc<Metrics>) -> Arc<Admin> {
+    let admin = Arc::new(Admin {
+        metrics,
+        ready: false.into(),
+    });
+    if let Some(addr) = config.admin_addr {
+        let admin = admin.clone();
+        tokio::spawn(async move {
+            if let Err(e) = admin::serve(addr, admin).await {
+                tracing::error!(error = %e, %addr, "admin server failed");
+            }
+        });
+    }
+    admin
+}
+
+/// The Release controller: its reflector (which feeds the index first) and the watches
+/// that re-queue Releases when their Environment or Flux Kustomization changes.
+fn release_controller(
+    client: &Client,
+    config: &Config,
+    index: Arc<Index>,
+) -> (Controller<Release>, Store<Release>) {
+    // The reflector keeps every Release in memory: drop what Tumbler never reads
+    // (managedFields, the last-applied annotation) so 10,000 Releases stay small.
+    let releases: Api<Release> = api_for(client, &config.namespace);
+    let (store, store_writer) = kube::runtime::reflector::store();
+    let fed = index.clone();
+    let release_stream = kube::runtime::reflector(
+        store_writer,
+        watcher::watcher(releases, watcher::Config::default().any_semantic())
+            .default_backoff()
+            .modify(|rel: &mut Release| {
+                rel.managed_fields_mut().clear();
+                rel.annotations_mut()
+                    .remove("kubectl.kubernetes.io/last-applied-configuration");
+            })
+            .inspect(move |event| {
+                if let Ok(event) = event {
+                    fed.observe(event);
+                }
+            }),
+    )
+    .applied_objects();
+    // A change to an Environment re-queues the Releases that name it.
+    let by_env = index.clone();
+    let controller = Controller::for_stream(release_stream, store.clone()).watches(
+        api_for::<Environment>(client, &config.namespace),
+        watcher::Config::default().any_semantic(),
+        move |env: Environment| {
+            by_env.environment(&env);
+            let ns = env.namespace().unwrap_or_default();
+            by_env
+                .users(&ns, &env.name_any())
+                .into_iter()
+                .map(move |name| ObjectRef::<Release>::new(&name).within(&ns))
+                .collect::<Vec<_>>()
+        },
+    );
+    (with_flux_watch(controller, client, index), store)
+}
+
+/// Adds a watch on Flux Kustomizations when their CRD is installed; without Flux, Releases
+/// are still committed and report that no Flux object applies them.
+fn with_flux_watch(
+    controller: Controller<Release>,
+    client: &Client,
+    index: Arc<Index>,
+) -> Controller<Release> {
+    let resource = crate::flux::kustomization_resource();
+    // Kustomizations usually live in flux-system, outside the watched namespace.
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+    // A Kustomization change re-queues the Releases of the Environments it applies that
+    // still wait for Flux; those already settled are looked at again on resync.
+    controller.watches_with(
+        api,
+        resource,
+        watcher::Config::default().any_semantic(),
+        move |ks: DynamicObject| {
+            index
+                .applied_by(&ks.namespace().unwrap_or_default(), &ks.name_any())
+                .into_iter()
+                .map(|(ns, name)| ObjectRef::<Release>::new(&name).within(&ns))
+                .collect::<Vec<_>>()
+        },
+    )
+}
+
+/// The Environment controller. It starts once the Release cache has synced: before that it
+/// would see no users and could let an Environment with Releases go. Release changes
+/// re-queue their Environment (the release count), coalesced.
+async fn environment_controller(
+    client: &Client,
+    ctx: Arc<Context>,
+    synced: Store<Release>,
+    rx: watch::Receiver<bool>,
+) {
+    if synced.wait_until_ready().await.is_err() {
+        return;
+    }
+    let config = &ctx.config;
+    Controller::new(
+        api_for::<Environment>(client, &config.namespace),
+        watcher::Config::default().any_semantic(),
+    )
+    .watches(
+        api_for::<Release>(client, &config.namespace),
+        watcher::Config::default().any_semantic(),
+        move |rel: Release| {
+            Some(
+                ObjectRef::<Environment>::new(&rel.spec.environment)
+                    .within(&rel.namespace().unwrap_or_default()),
+            )
+        },
+    )
+    .with_config(
+        kube::runtime::controller::Config::default()
+            .concurrency(config.concurrency.max(1))
+            .debounce(std::time::Duration::from_secs(2)),
+    )
+    .graceful_shutdown_on(stopped(rx))
+    .run(
+        environment::reconcile,
+        environment::error_policy,
+        ctx.clone(),
+    )
+    .for_each(|res| async move {
+        if let Err(err) = res {
+            tracing::debug!(error = %err, "environment reconcile");
+        }
+    })
+    .await
+}
+
+/// Waits until this process holds the Lease (or shutdown is asked for: `None`). Returns the
+/// channel that turns false when the lease is lost.
+async fn lead(
+    client: &Client,
+    le: &LeaderElection,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<Option<watch::Receiver<bool>>, Error> {
+    use kube_lease_manager::{LeaseCreateMode, LeaseManagerBuilder};
+    let grace = (le.lease_seconds / 3).max(1);
+    let manager = LeaseManagerBuilder::new(client.clone(), &le.lease_name)
+        .with_namespace(&le.namespace)
+        .with_identity(&le.identity)
+        .with_duration(le.lease_seconds)
+        .with_grace(grace)
+        .with_field_manager(super::MANAGER)
+        .with_create_mode(LeaseCreateMode::AutoCreate)
+        .build()
+        .await
+        .map_err(|e| Error::LeaderElection(e.to_string()))?;
+    let (mut leader, task) = manager.watch().await;
+    // The task lives as long as the receiver; keep it detached.
+    drop(task);
+    tracing::info!(lease = %le.lease_name, namespace = %le.namespace, identity = %le.identity, "waiting for the leader lease");
+    tokio::select! {
+        res = leader.wait_for(|is| *is) => {
+            if res.is_err() {
+                return Err(Error::LeaderElection("the lease task ended".into()));
+            }
+        }
+        _ = shutdown.wait_for(|v| *v) => return Ok(None),
+    }
+    tracing::info!(identity = %le.identity, "acquired the leader lease");
+    Ok(Some(leader))
+}
