@@ -91,6 +91,8 @@ pub enum RenderError {
     PatchFailed { index: usize, why: String },
     #[error("spec.helm.values: {why}")]
     InvalidValues { why: String },
+    #[error("the Environment's spec.{field}: {why}")]
+    InvalidEnvironment { field: String, why: String },
     #[error("writing YAML: {0}")]
     Yaml(String),
 }
@@ -108,7 +110,27 @@ impl RenderError {
             RenderError::WrongNamespace { .. } => "WrongNamespace",
             RenderError::PatchFailed { .. } => "PatchFailed",
             RenderError::InvalidValues { .. } => "InvalidValues",
+            RenderError::InvalidEnvironment { .. } => "InvalidEnvironment",
             RenderError::Yaml(_) => "RenderFailed",
+        }
+    }
+
+    /// Whether rendering the same Release and Environment again gives the same error, so
+    /// retrying cannot help until someone changes one of them. Only an internal failure to
+    /// write YAML is not.
+    pub fn is_terminal(&self) -> bool {
+        match self {
+            RenderError::InvalidName { .. }
+            | RenderError::InvalidPath { .. }
+            | RenderError::NoSource
+            | RenderError::InvalidManifest { .. }
+            | RenderError::ForbiddenKind { .. }
+            | RenderError::ClusterScopedRefused { .. }
+            | RenderError::WrongNamespace { .. }
+            | RenderError::PatchFailed { .. }
+            | RenderError::InvalidValues { .. }
+            | RenderError::InvalidEnvironment { .. } => true,
+            RenderError::Yaml(_) => false,
         }
     }
 }
@@ -184,6 +206,16 @@ pub fn render(release: &Release, env: &Environment) -> Result<Rendered, RenderEr
     }
     let release_name = release.metadata.name.clone().unwrap_or_default();
     check_path(&env.spec.repository.path)?;
+    // Per-app mode: the GitRepository the app's own Flux Kustomization reads.
+    let per_app_git = match env.spec.flux.as_ref().filter(|f| f.per_app) {
+        None => None,
+        Some(flux) => Some(flux.git_repository.as_ref().ok_or_else(|| {
+            RenderError::InvalidEnvironment {
+                field: "flux.gitRepository".into(),
+                why: "per-app mode (spec.flux.perApp) needs the GitRepository the app Kustomizations read; set it or turn perApp off".into(),
+            }
+        })?),
+    };
     let namespace = spec
         .namespace
         .clone()
@@ -258,14 +290,7 @@ pub fn render(release: &Release, env: &Environment) -> Result<Rendered, RenderEr
     );
 
     let mut env_entry = None;
-    if let Some(flux) = env.spec.flux.as_ref().filter(|f| f.per_app) {
-        let Some(git) = flux.git_repository.as_ref() else {
-            return Err(RenderError::InvalidName {
-                field: "flux.gitRepository (of the Environment)".into(),
-                value: String::new(),
-                why: "per-app mode (spec.flux.perApp) needs the GitRepository the app Kustomizations read".into(),
-            });
-        };
+    if let Some(git) = per_app_git {
         let (name, ns) = per_app_kustomization(env, &spec.app);
         let ks = json!({
             "apiVersion": "kustomize.toolkit.fluxcd.io/v1",

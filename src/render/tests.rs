@@ -360,3 +360,19 @@ fn label_values_are_sanitised() {
     assert_eq!(label_value("v1 (beta)").as_deref(), Some("v1__beta"));
     assert_eq!(label_value("---").as_deref(), None);
 }
+
+#[test]
+fn per_app_environment_without_git_repository_is_an_invalid_environment() {
+    let err = render(
+        &release(template()),
+        &env(json!({"flux": {"perApp": true, "kustomizations": [{"name": "apps", "namespace": "flux-system"}]}})),
+    )
+    .unwrap_err();
+    assert_eq!(err.reason(), "InvalidEnvironment");
+    assert!(err.is_terminal());
+    assert!(
+        err.to_string().contains("spec.flux.gitRepository") && err.to_string().contains("perApp"),
+        "{err}"
+    );
+    assert!(!RenderError::Yaml("x".into()).is_terminal());
+}
