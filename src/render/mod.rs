@@ -7,6 +7,7 @@
 //! them, and `.tumbler/release.yaml` holding the Release that produced the folder.
 
 mod helm;
+mod limits;
 mod manifests;
 mod patch;
 mod policy;
@@ -52,6 +53,20 @@ pub fn per_app_kustomization(env: &Environment, app: &str) -> (String, String) {
     (format!("{env_name}-{app}"), ns)
 }
 
+/// Most bytes the files of one app folder may hold in all (the objects, kustomization.yaml
+/// and `.tumbler/release.yaml`, which records the Release's spec). A bigger Release is
+/// refused with [`RenderError::TooLarge`] before anything reaches git.
+pub const MAX_RENDERED_BYTES: usize = 4 * 1024 * 1024;
+
+/// Most objects one Release may render to.
+pub const MAX_OBJECTS: usize = 1000;
+
+/// Most arrays and objects nested inside each other in one rendered object (Helm values count
+/// with the two levels of the HelmRelease around them; YAML patches are read at most 64
+/// levels deep). serde_json refuses JSON deeper than 128 levels, so a much deeper object
+/// would break the clients that read it, the Release itself included.
+pub const MAX_DEPTH: usize = 100;
+
 /// Why a Release does not render. Each names what to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
@@ -91,6 +106,10 @@ pub enum RenderError {
     PatchFailed { index: usize, why: String },
     #[error("spec.helm.values: {why}")]
     InvalidValues { why: String },
+    #[error("{what}: over the limit of {limit}; split the app into several Releases")]
+    TooLarge { what: String, limit: String },
+    #[error("the Environment's spec.{field}: {why}")]
+    InvalidEnvironment { field: String, why: String },
     #[error("writing YAML: {0}")]
     Yaml(String),
 }
@@ -108,7 +127,29 @@ impl RenderError {
             RenderError::WrongNamespace { .. } => "WrongNamespace",
             RenderError::PatchFailed { .. } => "PatchFailed",
             RenderError::InvalidValues { .. } => "InvalidValues",
+            RenderError::TooLarge { .. } => "RenderTooLarge",
+            RenderError::InvalidEnvironment { .. } => "InvalidEnvironment",
             RenderError::Yaml(_) => "RenderFailed",
+        }
+    }
+
+    /// Whether rendering the same Release and Environment again gives the same error, so
+    /// retrying cannot help until someone changes one of them. Only an internal failure to
+    /// write YAML is not.
+    pub fn is_terminal(&self) -> bool {
+        match self {
+            RenderError::InvalidName { .. }
+            | RenderError::InvalidPath { .. }
+            | RenderError::NoSource
+            | RenderError::InvalidManifest { .. }
+            | RenderError::ForbiddenKind { .. }
+            | RenderError::ClusterScopedRefused { .. }
+            | RenderError::WrongNamespace { .. }
+            | RenderError::PatchFailed { .. }
+            | RenderError::InvalidValues { .. }
+            | RenderError::TooLarge { .. }
+            | RenderError::InvalidEnvironment { .. } => true,
+            RenderError::Yaml(_) => false,
         }
     }
 }
@@ -184,6 +225,16 @@ pub fn render(release: &Release, env: &Environment) -> Result<Rendered, RenderEr
     }
     let release_name = release.metadata.name.clone().unwrap_or_default();
     check_path(&env.spec.repository.path)?;
+    // Per-app mode: the GitRepository the app's own Flux Kustomization reads.
+    let per_app_git = match env.spec.flux.as_ref().filter(|f| f.per_app) {
+        None => None,
+        Some(flux) => Some(flux.git_repository.as_ref().ok_or_else(|| {
+            RenderError::InvalidEnvironment {
+                field: "flux.gitRepository".into(),
+                why: "per-app mode (spec.flux.perApp) needs the GitRepository the app Kustomizations read; set it or turn perApp off".into(),
+            }
+        })?),
+    };
     let namespace = spec
         .namespace
         .clone()
@@ -210,6 +261,8 @@ pub fn render(release: &Release, env: &Environment) -> Result<Rendered, RenderEr
         release: &release_name,
         release_ns: release.metadata.namespace.as_deref().unwrap_or_default(),
     };
+    // Before anything is built from the Release: its size, object count and nesting.
+    let record_bytes = limits::check_release(spec)?;
     let mut objects = match (&spec.template, &spec.helm, &spec.manifests) {
         (Some(t), None, None) => template::render(&ctx, t)?,
         (None, Some(h), None) => helm::render(&ctx, h)?,
@@ -219,16 +272,20 @@ pub fn render(release: &Release, env: &Environment) -> Result<Rendered, RenderEr
     for obj in objects.iter_mut() {
         policy::place(obj, &ctx, &env.spec.policy)?;
     }
-    patch::apply_all(&mut objects, &spec.patches)?;
+    let mut weights = limits::Weights::new(record_bytes, &objects)?;
+    patch::apply_all(&mut objects, &spec.patches, &mut weights)?;
     for obj in objects.iter_mut() {
         policy::check(obj, &ctx, &env.spec.policy)?;
     }
 
-    let mut files = BTreeMap::new();
+    let mut folder = Folder {
+        files: BTreeMap::new(),
+        left: MAX_RENDERED_BYTES,
+    };
     let mut resources = vec![];
     for obj in &objects {
         let mut file = file_name(obj);
-        if files.contains_key(&file) {
+        if folder.files.contains_key(&file) {
             let group = policy::group_of(obj);
             file = format!(
                 "{}-{}.yaml",
@@ -236,13 +293,13 @@ pub fn render(release: &Release, env: &Environment) -> Result<Rendered, RenderEr
                 if group.is_empty() { "core" } else { group }
             );
         }
-        if files.contains_key(&file) {
+        if folder.files.contains_key(&file) {
             return Err(RenderError::InvalidManifest {
                 at: policy::describe(obj),
                 why: "two objects of the same kind and name".into(),
             });
         }
-        files.insert(file.clone(), to_yaml(obj)?);
+        folder.put(file.clone(), obj)?;
         resources.push(file);
     }
     resources.sort();
@@ -251,21 +308,11 @@ pub fn render(release: &Release, env: &Environment) -> Result<Rendered, RenderEr
         "kind": "Kustomization",
         "resources": resources,
     });
-    files.insert("kustomization.yaml".into(), to_yaml(&kustomization)?);
-    files.insert(
-        ".tumbler/release.yaml".into(),
-        to_yaml(&release_record(release))?,
-    );
+    folder.put("kustomization.yaml".into(), &kustomization)?;
+    folder.put(".tumbler/release.yaml".into(), &release_record(release))?;
 
     let mut env_entry = None;
-    if let Some(flux) = env.spec.flux.as_ref().filter(|f| f.per_app) {
-        let Some(git) = flux.git_repository.as_ref() else {
-            return Err(RenderError::InvalidName {
-                field: "flux.gitRepository (of the Environment)".into(),
-                value: String::new(),
-                why: "per-app mode (spec.flux.perApp) needs the GitRepository the app Kustomizations read".into(),
-            });
-        };
+    if let Some(git) = per_app_git {
         let (name, ns) = per_app_kustomization(env, &spec.app);
         let ks = json!({
             "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
@@ -281,10 +328,11 @@ pub fn render(release: &Release, env: &Environment) -> Result<Rendered, RenderEr
                 "sourceRef": {"kind": "GitRepository", "name": git.name, "namespace": git.namespace.clone().unwrap_or_else(|| ns.clone())},
             },
         });
-        files.insert(PER_APP_FILE.into(), to_yaml(&ks)?);
+        folder.put(PER_APP_FILE.into(), &ks)?;
         env_entry = Some(format!("{}/{PER_APP_FILE}", spec.app));
     }
 
+    let files = folder.files;
     let digest = digest(&files);
     Ok(Rendered {
         app_dir: format!("{}/{}", env.spec.repository.path, spec.app),
@@ -349,12 +397,53 @@ fn release_record(release: &Release) -> Value {
     })
 }
 
+/// The files of an app folder, written within [`MAX_RENDERED_BYTES`] in all.
+struct Folder {
+    files: BTreeMap<String, Vec<u8>>,
+    left: usize,
+}
+
+impl Folder {
+    fn put(&mut self, name: String, v: &Value) -> Result<(), RenderError> {
+        let Some(bytes) = to_yaml_within(v, self.left)? else {
+            return Err(limits::too_large(format!(
+                "the rendered app folder (more than {MAX_RENDERED_BYTES} bytes of YAML by {name})"
+            )));
+        };
+        self.left -= bytes.len();
+        self.files.insert(name, bytes);
+        Ok(())
+    }
+}
+
 /// YAML of a value, with `apiVersion`, `kind`, `metadata` first when present (the rest
-/// sorted), as people expect to read manifests.
-pub(crate) fn to_yaml(v: &Value) -> Result<Vec<u8>, RenderError> {
-    serde_saphyr::to_string(&TopFirst(v))
-        .map(String::into_bytes)
-        .map_err(|e| RenderError::Yaml(e.to_string()))
+/// sorted), as people expect to read manifests; `None` as soon as it passes `cap` bytes.
+fn to_yaml_within(v: &Value, cap: usize) -> Result<Option<Vec<u8>>, RenderError> {
+    struct Capped {
+        out: String,
+        cap: usize,
+        over: bool,
+    }
+    impl std::fmt::Write for Capped {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            if self.out.len() + s.len() > self.cap {
+                self.over = true;
+                return Err(std::fmt::Error);
+            }
+            self.out.push_str(s);
+            Ok(())
+        }
+    }
+    let mut w = Capped {
+        out: String::new(),
+        cap,
+        over: false,
+    };
+    match serde_saphyr::to_fmt_writer(&mut w, &TopFirst(v)) {
+        Ok(()) => Ok(Some(w.out.into_bytes())),
+        Err(_) if w.over => Ok(None),
+        Err(e) => Err(RenderError::Yaml(e.to_string())),
+    }
 }
 
 struct TopFirst<'a>(&'a Value);

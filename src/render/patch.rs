@@ -12,66 +12,110 @@
 
 use serde_json::Value;
 
-use super::RenderError;
+use json_patch::PatchOperation;
+
+use super::limits::{Weights, YamlRefusal, deeper_than, json_len, parse_yaml, too_large};
 use super::policy::{describe, group_of};
+use super::{MAX_DEPTH, MAX_RENDERED_BYTES, RenderError};
 use crate::api::{Patch, PatchTarget};
 
-pub fn apply_all(objects: &mut [Value], patches: &[Patch]) -> Result<(), RenderError> {
+/// Applies the patches in order. Before each patch is applied its growth is estimated (the
+/// values it adds, once per target object) and refused when the app folder would pass
+/// [`MAX_RENDERED_BYTES`]; a JSON6902 `copy` is measured before it runs, since each can
+/// double an object; every patched object is measured again afterwards.
+pub fn apply_all(
+    objects: &mut [Value],
+    patches: &[Patch],
+    weights: &mut Weights,
+) -> Result<(), RenderError> {
     for (index, p) in patches.iter().enumerate() {
         let fail = |why: String| RenderError::PatchFailed { index, why };
-        let doc: Value =
-            serde_saphyr::from_str(&p.patch).map_err(|e| fail(format!("not valid YAML: {e}")))?;
-        match &doc {
+        let doc = match parse_yaml(&p.patch) {
+            Ok(doc) => doc,
+            Err(YamlRefusal::TooLarge) => {
+                return Err(too_large(format!(
+                    "spec.patches[{index}] (its YAML, anchors and aliases expanded)"
+                )));
+            }
+            Err(YamlRefusal::Invalid(why)) => return Err(fail(why)),
+        };
+        match doc {
             Value::Array(_) => {
                 let Some(target) = &p.target else {
                     return Err(fail(
                         "a JSON6902 patch (a list of operations) needs a target".into(),
                     ));
                 };
-                let ops: json_patch::Patch = serde_json::from_value(doc.clone())
+                let ops: json_patch::Patch = serde_json::from_value(doc)
                     .map_err(|e| fail(format!("not a JSON6902 patch: {e}")))?;
-                let mut hits = 0;
-                for obj in objects.iter_mut().filter(|o| matches(o, target)) {
-                    hits += 1;
-                    let mut copy = obj.clone();
-                    json_patch::patch(&mut copy, &ops)
-                        .map_err(|e| fail(format!("{}: {e}", describe(obj))))?;
-                    *obj = copy;
-                }
-                if hits == 0 {
+                let hits: Vec<usize> = (0..objects.len())
+                    .filter(|&i| matches(&objects[i], target))
+                    .collect();
+                if hits.is_empty() {
                     return Err(fail(format!(
                         "the target {} matches no rendered object",
                         show(target)
                     )));
                 }
+                // What the operations add to each object; copies are measured as they run.
+                let added: usize = ops
+                    .iter()
+                    .map(|op| match op {
+                        PatchOperation::Add(a) => json_len(&a.value, usize::MAX),
+                        PatchOperation::Replace(r) => json_len(&r.value, usize::MAX),
+                        _ => Some(0),
+                    })
+                    .map(|n| n.unwrap_or(usize::MAX))
+                    .fold(0, usize::saturating_add);
+                weights.check(added.saturating_mul(hits.len()), || {
+                    format!(
+                        "spec.patches[{index}], adding about {added} bytes to each of the {} objects it targets",
+                        hits.len()
+                    )
+                })?;
+                for i in hits {
+                    let obj = &mut objects[i];
+                    let name = describe(obj);
+                    let mut grown = added;
+                    for (n, op) in ops.iter().enumerate() {
+                        if let PatchOperation::Copy(c) = op
+                            && let Some(from) = obj.pointer(c.from.as_str())
+                        {
+                            let what = || {
+                                format!(
+                                    "spec.patches[{index}] (operation {n}, a copy from {}) on {name}",
+                                    c.from
+                                )
+                            };
+                            let Some(size) = json_len(from, weights.left().saturating_sub(grown))
+                            else {
+                                return Err(too_large(format!(
+                                    "{} (more than {MAX_RENDERED_BYTES} bytes with the rest of the app folder)",
+                                    what()
+                                )));
+                            };
+                            grown = grown.saturating_add(size);
+                            weights.check(grown, what)?;
+                        }
+                        // On failure the render stops, so nothing needs undoing.
+                        json_patch::patch_unsafe(obj, std::slice::from_ref(op)).map_err(
+                            |mut e| {
+                                e.operation = n;
+                                fail(format!("{name}: {e}"))
+                            },
+                        )?;
+                    }
+                    patched(index, i, obj, weights)?;
+                }
             }
             Value::Object(_) => {
-                let mut hits = 0;
-                for obj in objects.iter_mut() {
-                    let hit = match &p.target {
-                        Some(t) => matches(obj, t),
-                        None => same_object(obj, &doc),
-                    };
-                    if hit {
-                        hits += 1;
-                        let mut patch = doc.clone();
-                        if p.target.is_some() {
-                            // A targeted patch's own identity fields do not rename the object.
-                            if let Some(m) = patch.as_object_mut() {
-                                m.remove("apiVersion");
-                                m.remove("kind");
-                                if let Some(md) =
-                                    m.get_mut("metadata").and_then(Value::as_object_mut)
-                                {
-                                    md.remove("name");
-                                    md.remove("namespace");
-                                }
-                            }
-                        }
-                        merge(obj, &patch, "");
-                    }
-                }
-                if hits == 0 {
+                let hits: Vec<usize> = (0..objects.len())
+                    .filter(|&i| match &p.target {
+                        Some(t) => matches(&objects[i], t),
+                        None => same_object(&objects[i], &doc),
+                    })
+                    .collect();
+                if hits.is_empty() {
                     let what = match &p.target {
                         Some(t) => format!("the target {}", show(t)),
                         None => format!(
@@ -82,6 +126,30 @@ pub fn apply_all(objects: &mut [Value], patches: &[Patch]) -> Result<(), RenderE
                     };
                     return Err(fail(format!("{what} matches no rendered object")));
                 }
+                let mut patch = doc;
+                if p.target.is_some() {
+                    // A targeted patch's own identity fields do not rename the object.
+                    if let Some(m) = patch.as_object_mut() {
+                        m.remove("apiVersion");
+                        m.remove("kind");
+                        if let Some(md) = m.get_mut("metadata").and_then(Value::as_object_mut) {
+                            md.remove("name");
+                            md.remove("namespace");
+                        }
+                    }
+                }
+                // A strategic merge adds at most the patch to each object.
+                let size = json_len(&patch, usize::MAX).unwrap_or(usize::MAX);
+                weights.check(size.saturating_mul(hits.len()), || {
+                    format!(
+                        "spec.patches[{index}], {size} bytes merged into each of the {} objects it targets",
+                        hits.len()
+                    )
+                })?;
+                for i in hits {
+                    merge(&mut objects[i], &patch, "");
+                    patched(index, i, &objects[i], weights)?;
+                }
             }
             _ => {
                 return Err(fail(
@@ -91,6 +159,22 @@ pub fn apply_all(objects: &mut [Value], patches: &[Patch]) -> Result<(), RenderE
         }
     }
     Ok(())
+}
+
+/// After patch `index` changed object `i`: still within the size and nesting limits.
+fn patched(index: usize, i: usize, obj: &Value, weights: &mut Weights) -> Result<(), RenderError> {
+    if deeper_than(obj, MAX_DEPTH) {
+        return Err(RenderError::PatchFailed {
+            index,
+            why: format!(
+                "makes {} nest arrays and objects more than {MAX_DEPTH} levels deep",
+                describe(obj)
+            ),
+        });
+    }
+    weights.remeasure(i, obj, || {
+        format!("spec.patches[{index}] on {}", describe(obj))
+    })
 }
 
 fn show(t: &PatchTarget) -> String {

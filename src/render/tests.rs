@@ -360,3 +360,243 @@ fn label_values_are_sanitised() {
     assert_eq!(label_value("v1 (beta)").as_deref(), Some("v1__beta"));
     assert_eq!(label_value("---").as_deref(), None);
 }
+
+#[test]
+fn per_app_environment_without_git_repository_is_an_invalid_environment() {
+    let err = render(
+        &release(template()),
+        &env(json!({"flux": {"perApp": true, "kustomizations": [{"name": "apps", "namespace": "flux-system"}]}})),
+    )
+    .unwrap_err();
+    assert_eq!(err.reason(), "InvalidEnvironment");
+    assert!(err.is_terminal());
+    assert!(
+        err.to_string().contains("spec.flux.gitRepository") && err.to_string().contains("perApp"),
+        "{err}"
+    );
+    assert!(!RenderError::Yaml("x".into()).is_terminal());
+}
+
+fn config_maps(count: usize, data: Value) -> Value {
+    let items: Vec<Value> = (0..count)
+        .map(|i| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("cm-{i}")}, "data": data}))
+        .collect();
+    json!({ "manifests": items })
+}
+
+/// `levels` objects nested inside each other, the innermost holding a string.
+fn nested(levels: usize) -> Value {
+    let mut v = json!("deep");
+    for _ in 0..levels {
+        v = json!({ "a": v });
+    }
+    v
+}
+
+fn assert_too_large(err: &RenderError, mentions: &[&str]) {
+    assert_eq!(err.reason(), "RenderTooLarge", "{err}");
+    assert!(err.is_terminal());
+    let text = err.to_string();
+    assert!(
+        text.contains("split the app into several Releases"),
+        "{text}"
+    );
+    for m in mentions {
+        assert!(text.contains(m), "{m:?} not in {text}");
+    }
+}
+
+#[test]
+fn manifests_over_the_size_limit_are_refused() {
+    let mib = "x".repeat(1024 * 1024);
+    let err = render(
+        &release(config_maps(5, json!({ "blob": mib }))),
+        &env(json!({})),
+    )
+    .unwrap_err();
+    assert!(matches!(err, RenderError::TooLarge { .. }));
+    assert_too_large(&err, &["the Release's spec", "4194304 bytes (4 MiB)"]);
+}
+
+#[test]
+fn a_release_of_a_mebibyte_still_renders() {
+    let r = render(
+        &release(config_maps(1, json!({ "blob": "x".repeat(1024 * 1024) }))),
+        &env(json!({})),
+    )
+    .unwrap();
+    let total: usize = r.files.values().map(Vec::len).sum();
+    assert!(
+        total > 2 * 1024 * 1024 && total <= MAX_RENDERED_BYTES,
+        "the object and the Release record: {total}"
+    );
+}
+
+#[test]
+fn more_than_max_objects_are_refused() {
+    let err = render(
+        &release(config_maps(MAX_OBJECTS + 1, json!({"a": "b"}))),
+        &env(json!({})),
+    )
+    .unwrap_err();
+    assert_too_large(&err, &["1001 objects", "1000 objects per Release"]);
+    let r = render(
+        &release(config_maps(MAX_OBJECTS, json!({"a": "b"}))),
+        &env(json!({})),
+    )
+    .unwrap();
+    assert_eq!(r.files.len(), MAX_OBJECTS + 2);
+}
+
+#[test]
+fn a_patch_targeting_every_object_is_refused_before_it_is_applied() {
+    // 1,000 small objects and one 8 KiB patch for all of them: 8 MB, estimated, never built.
+    let mut spec = config_maps(MAX_OBJECTS, json!({"a": "b"}));
+    spec["patches"] = json!([{
+        "target": {"kind": "ConfigMap"},
+        "patch": format!("data:\n  big: {}\n", "x".repeat(8 * 1024)),
+    }]);
+    let err = render(&release(spec), &env(json!({}))).unwrap_err();
+    assert_too_large(
+        &err,
+        &[
+            "spec.patches[0]",
+            "merged into each of the 1000 objects it targets",
+        ],
+    );
+}
+
+#[test]
+fn json6902_copies_that_double_an_object_are_refused_as_they_grow() {
+    // Each copy of /data into itself doubles the object: 40 of them would make 2^40 × 64 KiB.
+    let mut spec = config_maps(1, json!({ "a": "x".repeat(64 * 1024) }));
+    let ops: String = (0..40)
+        .map(|i| format!("- op: copy\n  from: /data\n  path: /data/c{i}\n"))
+        .collect();
+    spec["patches"] = json!([{"target": {"kind": "ConfigMap"}, "patch": ops}]);
+    let err = render(&release(spec), &env(json!({}))).unwrap_err();
+    assert_too_large(
+        &err,
+        &["spec.patches[0]", "a copy from /data", "ConfigMap/cm-0"],
+    );
+}
+
+#[test]
+fn a_yaml_alias_bomb_in_a_patch_is_refused() {
+    // "Billion laughs": 9 levels of 9 aliases each, 9^9 strings once expanded.
+    let mut bomb = String::from("data:\n  a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+    for (prev, name) in ["a", "b", "c", "d", "e", "f", "g", "h"]
+        .iter()
+        .zip(["b", "c", "d", "e", "f", "g", "h", "i"])
+    {
+        let refs = vec![format!("*{prev}"); 9].join(", ");
+        bomb.push_str(&format!("  {name}: &{name} [{refs}]\n"));
+    }
+    let mut spec = config_maps(1, json!({"a": "b"}));
+    spec["patches"] = json!([{"target": {"kind": "ConfigMap"}, "patch": bomb}]);
+    let err = render(&release(spec), &env(json!({}))).unwrap_err();
+    assert_eq!(err.reason(), "PatchFailed", "{err}");
+    assert!(
+        err.to_string().contains("spec.patches[0]")
+            && err
+                .to_string()
+                .contains("anchors and aliases expand too much"),
+        "{err}"
+    );
+
+    // Few aliases of one big string: refused by size once the expansion passes the limit.
+    let big = format!(
+        "data:\n  a: &a \"{}\"\n  b: [{}]\n",
+        "x".repeat(64 * 1024),
+        vec!["*a"; 70].join(", ")
+    );
+    let mut spec = config_maps(1, json!({"a": "b"}));
+    spec["patches"] = json!([{"target": {"kind": "ConfigMap"}, "patch": big}]);
+    let err = render(&release(spec), &env(json!({}))).unwrap_err();
+    assert_too_large(&err, &["spec.patches[0]", "aliases expanded"]);
+}
+
+#[test]
+fn objects_nested_deeper_than_the_limit_are_refused() {
+    assert!(!limits::deeper_than(&nested(MAX_DEPTH), MAX_DEPTH));
+    assert!(limits::deeper_than(&nested(MAX_DEPTH + 1), MAX_DEPTH));
+
+    let deep = json!({"manifests": [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "deep"}, "data": nested(200)}]});
+    let err = render(&release(deep), &env(json!({}))).unwrap_err();
+    assert_eq!(err.reason(), "InvalidManifest");
+    assert!(
+        err.to_string().contains("spec.manifests[0]") && err.to_string().contains("100 levels"),
+        "{err}"
+    );
+
+    let helm = json!({"helm": {"chart": {"repository": "https://charts.example.com", "name": "c", "version": "1"}, "values": nested(200)}});
+    let err = render(&release(helm), &env(json!({}))).unwrap_err();
+    assert_eq!(err.reason(), "InvalidValues", "{err}");
+
+    // YAML patches nest at most 64 levels: the parser's recursion is costly.
+    for (depth, ok) in [(limits::MAX_YAML_DEPTH, true), (200, false)] {
+        let yaml: String = (0..depth - 1)
+            .map(|i| format!("{}a:\n", "  ".repeat(i)))
+            .chain([format!("{}a: 1\n", "  ".repeat(depth - 1))])
+            .collect();
+        let mut spec = config_maps(1, json!({"a": "b"}));
+        spec["patches"] = json!([{"target": {"kind": "ConfigMap"}, "patch": yaml}]);
+        let result = render(&release(spec), &env(json!({})));
+        if ok {
+            result.unwrap();
+        } else {
+            let err = result.unwrap_err();
+            assert_eq!(err.reason(), "PatchFailed", "{err}");
+            assert!(
+                err.to_string().contains("nested deeper than 64 levels"),
+                "{err}"
+            );
+        }
+    }
+
+    let flow = format!("data: {}{}\n", "[".repeat(200), "]".repeat(200));
+    let mut spec = config_maps(1, json!({"a": "b"}));
+    spec["patches"] = json!([{"target": {"kind": "ConfigMap"}, "patch": flow}]);
+    let err = render(&release(spec), &env(json!({}))).unwrap_err();
+    assert_eq!(err.reason(), "PatchFailed", "{err}");
+    assert!(err.to_string().contains("deeper than 64 levels"), "{err}");
+
+    // JSON6902 operations can nest an object deeper than either they or the object do.
+    let mut spec = config_maps(1, json!({"a": "b"}));
+    let value = serde_json::to_string(&nested(60)).unwrap();
+    let inner = "/a".repeat(59);
+    spec["patches"] = json!([{"target": {"kind": "ConfigMap"}, "patch": format!(
+        "- op: add\n  path: /data/deep\n  value: {value}\n- op: add\n  path: /data/deep{inner}/x\n  value: {value}\n"
+    )}]);
+    let err = render(&release(spec), &env(json!({}))).unwrap_err();
+    assert_eq!(err.reason(), "PatchFailed", "{err}");
+    assert!(
+        err.to_string().contains("ConfigMap/cm-0") && err.to_string().contains("100 levels"),
+        "{err}"
+    );
+}
+
+#[test]
+fn objects_nested_up_to_the_limit_render() {
+    // apiVersion/kind/metadata at level 1, data at 2, then 98 more.
+    let spec = json!({"manifests": [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "deep"}, "data": nested(MAX_DEPTH - 1)}]});
+    let r = render(&release(spec), &env(json!({}))).unwrap();
+    // The innermost object, level 100, is indented 99 times (read back as text: serde-saphyr
+    // reads 64 levels by default, and more costs more stack than a test thread has).
+    let text = std::str::from_utf8(&r.files["configmap-deep.yaml"]).unwrap();
+    let innermost = format!("\n{}a: deep\n", "  ".repeat(MAX_DEPTH - 1));
+    assert!(text.contains(&innermost), "{text}");
+}
+
+#[test]
+fn yaml_indentation_counts_against_the_limit() {
+    // Small as JSON, but each line of a multi-line string 90 levels down is indented 180
+    // spaces in YAML.
+    let mut v = json!("x\n".repeat(25_000));
+    for _ in 0..88 {
+        v = json!({ "a": v });
+    }
+    let spec = json!({"manifests": [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "wide"}, "data": v}]});
+    let err = render(&release(spec), &env(json!({}))).unwrap_err();
+    assert_too_large(&err, &["the rendered app folder", "configmap-wide.yaml"]);
+}
