@@ -194,6 +194,8 @@ impl From<&crate::render::RenderError> for Reason {
             R::WrongNamespace { .. } => Reason::WrongNamespace,
             R::PatchFailed { .. } => Reason::PatchFailed,
             R::InvalidValues { .. } => Reason::InvalidValues,
+            R::InvalidEnvironment { .. } => Reason::InvalidEnvironment,
+            R::TooLarge { .. } => Reason::RenderTooLarge,
             R::Yaml(_) => Reason::RenderFailed,
         }
     }

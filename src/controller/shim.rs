@@ -7,8 +7,3 @@ impl crate::gitops::GitError {
         )
     }
 }
-impl crate::render::RenderError {
-    pub fn is_terminal(&self) -> bool {
-        !matches!(self, crate::render::RenderError::Yaml(_))
-    }
-}

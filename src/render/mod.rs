@@ -63,9 +63,9 @@ pub const MAX_OBJECTS: usize = 1000;
 
 /// Most arrays and objects nested inside each other in one rendered object (Helm values count
 /// with the two levels of the HelmRelease around them; YAML patches are read at most 64
-/// levels deep). serde_json refuses JSON deeper than 128 levels, so a much deeper object
-/// would break the clients that read it, the Release itself included.
-pub const MAX_DEPTH: usize = 100;
+/// levels deep). 60 keeps everything Tumbler writes readable by its own YAML reader (64
+/// levels, and the release record adds 3), and far below serde_json's 128.
+pub const MAX_DEPTH: usize = 60;
 
 /// Why a Release does not render. Each names what to fix.
 #[derive(Debug, thiserror::Error)]

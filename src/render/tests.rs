@@ -525,7 +525,7 @@ fn objects_nested_deeper_than_the_limit_are_refused() {
     let err = render(&release(deep), &env(json!({}))).unwrap_err();
     assert_eq!(err.reason(), "InvalidManifest");
     assert!(
-        err.to_string().contains("spec.manifests[0]") && err.to_string().contains("100 levels"),
+        err.to_string().contains("spec.manifests[0]") && err.to_string().contains(&format!("{MAX_DEPTH} levels")),
         "{err}"
     );
 
@@ -533,8 +533,9 @@ fn objects_nested_deeper_than_the_limit_are_refused() {
     let err = render(&release(helm), &env(json!({}))).unwrap_err();
     assert_eq!(err.reason(), "InvalidValues", "{err}");
 
-    // YAML patches nest at most 64 levels: the parser's recursion is costly.
-    for (depth, ok) in [(limits::MAX_YAML_DEPTH, true), (200, false)] {
+    // YAML patches are read at most 64 levels deep (the parser recursion is costly), and the
+    // patched object must stay within the limit.
+    for (depth, ok) in [(MAX_DEPTH - 2, true), (200, false)] {
         let yaml: String = (0..depth - 1)
             .map(|i| format!("{}a:\n", "  ".repeat(i)))
             .chain([format!("{}a: 1\n", "  ".repeat(depth - 1))])
@@ -571,17 +572,17 @@ fn objects_nested_deeper_than_the_limit_are_refused() {
     let err = render(&release(spec), &env(json!({}))).unwrap_err();
     assert_eq!(err.reason(), "PatchFailed", "{err}");
     assert!(
-        err.to_string().contains("ConfigMap/cm-0") && err.to_string().contains("100 levels"),
+        err.to_string().contains("ConfigMap/cm-0") && err.to_string().contains(&format!("{MAX_DEPTH} levels")),
         "{err}"
     );
 }
 
 #[test]
 fn objects_nested_up_to_the_limit_render() {
-    // apiVersion/kind/metadata at level 1, data at 2, then 98 more.
+    // apiVersion/kind/metadata at level 1, data at 2, then the rest up to the limit.
     let spec = json!({"manifests": [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "deep"}, "data": nested(MAX_DEPTH - 1)}]});
     let r = render(&release(spec), &env(json!({}))).unwrap();
-    // The innermost object, level 100, is indented 99 times (read back as text: serde-saphyr
+    // The innermost object, at the limit, is indented one time less (read back as text: serde-saphyr
     // reads 64 levels by default, and more costs more stack than a test thread has).
     let text = std::str::from_utf8(&r.files["configmap-deep.yaml"]).unwrap();
     let innermost = format!("\n{}a: deep\n", "  ".repeat(MAX_DEPTH - 1));
@@ -590,10 +591,10 @@ fn objects_nested_up_to_the_limit_render() {
 
 #[test]
 fn yaml_indentation_counts_against_the_limit() {
-    // Small as JSON, but each line of a multi-line string 90 levels down is indented 180
+    // Small as JSON, but each line of a multi-line string 58 levels down is indented 116
     // spaces in YAML.
-    let mut v = json!("x\n".repeat(25_000));
-    for _ in 0..88 {
+    let mut v = json!("x\n".repeat(40_000));
+    for _ in 0..(MAX_DEPTH - 2) {
         v = json!({ "a": v });
     }
     let spec = json!({"manifests": [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "wide"}, "data": v}]});

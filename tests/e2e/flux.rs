@@ -36,49 +36,6 @@ spec:
     kubectl(&["apply", "-f", "-"], Some(&doc));
 }
 
-fn kubectl(args: &[&str], stdin: Option<&str>) -> (bool, String) {
-    use std::io::Write;
-    let mut child = Command::new("kubectl")
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("kubectl on PATH (source .tumbler-dev/env)");
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
-fn tumbler(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_tumbler"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn release_applied_by_flux_goes_ready_and_kubectl_wait_returns() {
     let s = Scenario::new("ready").await;
@@ -336,7 +293,7 @@ async fn hand_edit_in_the_repo_shows_as_drift_until_the_next_change() {
     std::fs::write(clone.path().join("NOTES.md"), "outside\n").unwrap();
     git(Some(clone.path()), &["add", "-A"]);
     git(Some(clone.path()), &["commit", "-qm", "hand edit"]);
-    git(Some(clone.path()), &["push", "-q", "origin", "HEAD:main"]);
+    outside_push(clone.path());
     // Any reconcile notices (a label change does not change the spec).
     let patch = json!({"metadata": {"labels": {"poke": "1"}}});
     s.releases()

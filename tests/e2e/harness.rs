@@ -451,3 +451,108 @@ pub fn merge(doc: &mut serde_json::Value, patch: serde_json::Value) {
         (a, b) => *a = b,
     }
 }
+
+/// Runs a command (in the repository root, with optional stdin); returns whether it
+/// succeeded and its stdout followed by its stderr.
+pub fn run_cmd(cmd: &str, args: &[&str], stdin: Option<&str>) -> (bool, String) {
+    use std::io::Write;
+    let mut child = Command::new(cmd)
+        .args(args)
+        .current_dir(repo_root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{cmd}: {e} (source .tumbler-dev/env puts it on PATH)"));
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+pub fn kubectl(args: &[&str], stdin: Option<&str>) -> (bool, String) {
+    run_cmd("kubectl", args, stdin)
+}
+
+pub fn tumbler(args: &[&str]) -> (bool, String) {
+    run_cmd(env!("CARGO_BIN_EXE_tumbler"), args, None)
+}
+
+/// Pushes the clone's HEAD to `main` as a person would: when the server refuses because
+/// someone else pushed first (Tumbler, here), pull with rebase and push again.
+pub fn outside_push(clone: &Path) {
+    for attempt in 0..20 {
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(clone)
+            .args(["push", "-q", "origin", "HEAD:main"])
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .output()
+            .expect("run git");
+        if out.status.success() {
+            return;
+        }
+        if attempt == 19 {
+            panic!(
+                "outside push still refused: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100 * (attempt + 1)));
+        git(Some(clone), &["pull", "-q", "--rebase", "origin", "main"]);
+    }
+}
+
+/// A free port on loopback (bound and released; good enough for a test's own process).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `/metrics` of a controller at `addr`, once it answers.
+pub async fn scrape(addr: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (ok, text) = run_cmd("curl", &["-sf", &format!("http://{addr}/metrics")], None);
+        if ok {
+            return text;
+        }
+        assert!(Instant::now() < deadline, "no /metrics at {addr}: {text}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The value of one sample in a Prometheus text exposition (0 when absent).
+pub fn sample(metrics: &str, name_and_labels: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name_and_labels)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Resident memory of a process, in MiB.
+pub fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}

@@ -2,7 +2,7 @@
 //! the same RBAC; the controller works with the chart's ServiceAccount and nothing more;
 //! leader election hands over without duplicate or lost commits; metrics and health answer.
 
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::Lease;
@@ -11,37 +11,8 @@ use serde_json::{Value, json};
 
 use crate::harness::*;
 
-fn run(cmd: &str, args: &[&str], stdin: Option<&str>) -> (bool, String) {
-    use std::io::Write;
-    let mut child = Command::new(cmd)
-        .args(args)
-        .current_dir(repo_root())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{cmd}: {e} (source .tumbler-dev/env puts it on PATH)"));
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
 fn must(cmd: &str, args: &[&str], stdin: Option<&str>) -> String {
-    let (ok, out) = run(cmd, args, stdin);
+    let (ok, out) = run_cmd(cmd, args, stdin);
     assert!(ok, "{cmd} {args:?} failed:\n{out}");
     out
 }
@@ -205,7 +176,7 @@ async fn controller_works_with_the_chart_service_account_and_reads_no_other_secr
         ("get", "kube-system", "no"),
         ("watch", s.ns.as_str(), "no"),
     ] {
-        let (_, out) = run(
+        let (_, out) = run_cmd(
             "kubectl",
             &["auth", "can-i", verb, "secrets", "-n", ns, "--as", &who],
             None,
@@ -363,11 +334,7 @@ async fn leader_election_hands_over_without_duplicate_or_lost_commits() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_and_health_endpoints_answer() {
     let s = Scenario::bare("metrics").await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let addr = format!("127.0.0.1:{port}");
     let mut controller = s.spawn_controller("-m", &["--metrics-addr", &addr], &[]);
     let url = new_repo(&s.ns, false);
@@ -380,7 +347,7 @@ async fn metrics_and_health_endpoints_answer() {
     .await;
     s.wait_release("api", "committed", |r| ready_is(r, "True", "Committed"))
         .await;
-    let get = |path: &str| run("curl", &["-sf", &format!("http://{addr}{path}")], None);
+    let get = |path: &str| run_cmd("curl", &["-sf", &format!("http://{addr}{path}")], None);
     let deadline = Instant::now() + Duration::from_secs(10);
     while !get("/readyz").0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(200)).await;

@@ -208,7 +208,7 @@ async fn releases_racing_into_one_repo_all_land_and_outside_commits_survive() {
     std::fs::write(outside.path().join("infra/notes.txt"), "hands off\n").unwrap();
     git(Some(outside.path()), &["add", "."]);
     git(Some(outside.path()), &["commit", "-qm", "outside change"]);
-    git(Some(outside.path()), &["push", "-q", "origin", "HEAD:main"]);
+    outside_push(outside.path());
 
     s.apply(&s.environments(), environment("staging", &url, json!({})))
         .await;
@@ -226,7 +226,7 @@ async fn releases_racing_into_one_repo_all_land_and_outside_commits_survive() {
         Some(outside.path()),
         &["commit", "-qam", "outside change 2"],
     );
-    git(Some(outside.path()), &["push", "-q", "origin", "HEAD:main"]);
+    outside_push(outside.path());
     for app in &apps {
         s.wait_release(app, "committed", committed).await;
     }
