@@ -76,8 +76,18 @@ impl Scenario {
 
     /// Starts (or restarts) the controller process for this namespace.
     pub fn start_controller(&mut self) {
-        let child = self.spawn_controller("", &["--metrics-addr", "127.0.0.1:0"], &[]);
+        self.start_controller_with(&["--metrics-addr", "127.0.0.1:0"]);
+    }
+
+    /// Starts (or restarts) the controller process for this namespace with these arguments.
+    pub fn start_controller_with(&mut self, args: &[&str]) {
+        let child = self.spawn_controller("", args, &[]);
         self.controller = Some(child);
+    }
+
+    /// The process id of the scenario's controller, while it runs.
+    pub fn controller_pid(&self) -> Option<u32> {
+        self.controller.as_ref().map(|c| c.id())
     }
 
     /// Starts one more controller for this namespace, with extra arguments and environment,

@@ -5,6 +5,7 @@ mod api;
 mod flux;
 mod harness;
 mod install;
+mod robust;
 
 use std::time::Duration;
 
