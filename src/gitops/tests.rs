@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use git2::{Repository, Signature};
 
@@ -278,23 +279,24 @@ async fn push_conflict_rebuilds_batch_on_new_head() {
     let url = remote(dir.path());
     // Someone else pushes between the writer's fetch and its push, twice.
     let hook_url = url.clone();
-    let opts = WriterOptions {
-        before_push: Some(Arc::new(move |attempt| {
-            if attempt <= 2 {
-                outside_commit(
-                    &hook_url,
-                    "infra/notes.txt",
-                    &format!("outside {attempt}\n"),
-                );
-            }
-        })),
-        ..WriterOptions::default()
-    };
+    let (opts, open) = gated_then(WriterOptions::default(), move |attempt| {
+        if attempt <= 2 {
+            outside_commit(
+                &hook_url,
+                "infra/notes.txt",
+                &format!("outside {attempt}\n"),
+            );
+        }
+    });
     let w = Writer::new(dir.path().join("cache"), opts);
-    let (a, b) = tokio::join!(
-        w.submit(key(&url), Credentials::None, change("api", "1.0")),
-        w.submit(key(&url), Credentials::None, change("web", "1.0")),
-    );
+    let results = one_batch(
+        &w,
+        &url,
+        open,
+        vec![change("api", "1.0"), change("web", "1.0")],
+    )
+    .await;
+    let [a, b]: [_; 2] = results.try_into().unwrap();
     let (a, b) = (a.unwrap(), b.unwrap());
     assert!(
         w.stats().conflicts.load(Ordering::Relaxed) >= 2,
@@ -315,8 +317,8 @@ async fn push_conflict_rebuilds_batch_on_new_head() {
             "{c} is not on main"
         );
     }
-    // initial + 2 outside + 2 changes: nothing duplicated.
-    assert_eq!(count(&url), 5);
+    // initial + warm-up + 2 outside + 2 changes: nothing duplicated.
+    assert_eq!(count(&url), 6);
 }
 
 #[tokio::test]
@@ -498,4 +500,61 @@ async fn history_reads_trailers_filtered_by_app() {
     )
     .unwrap();
     assert_eq!(local.len(), 1);
+}
+
+async fn wait_until(what: &str, cond: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// `base` with a first push that waits for the returned sender, so changes submitted
+/// meanwhile queue up behind it; `then` runs before every later push.
+fn gated_then(
+    base: WriterOptions,
+    then: impl Fn(u32) + Send + Sync + 'static,
+) -> (WriterOptions, std::sync::mpsc::Sender<()>) {
+    let (open, gate) = std::sync::mpsc::channel::<()>();
+    let gate = std::sync::Mutex::new(Some(gate));
+    let opts = WriterOptions {
+        before_push: Some(Arc::new(move |attempt| {
+            let gate = gate.lock().unwrap().take();
+            match gate {
+                Some(gate) => {
+                    let _ = gate.recv_timeout(Duration::from_secs(10));
+                }
+                None => then(attempt),
+            }
+        })),
+        ..base
+    };
+    (opts, open)
+}
+
+/// Submits `changes` so that they reach the worker as one batch: behind a first change
+/// (in `envs/warmup`) whose push waits for `open`. The first push is the warm-up's.
+async fn one_batch(
+    w: &Writer,
+    url: &str,
+    open: std::sync::mpsc::Sender<()>,
+    changes: Vec<Change>,
+) -> Vec<Result<Outcome, GitError>> {
+    let mut warmup = change("warmup", "1");
+    warmup.env_path = "envs/warmup".into();
+    let mut warmup = Box::pin(w.submit(key(url), Credentials::None, warmup));
+    assert!(futures::poll!(&mut warmup).is_pending());
+    wait_until("the warm-up is taken", || w.stats().queue_depth() == 0).await;
+    let mut pending: Vec<_> = changes
+        .into_iter()
+        .map(|c| Box::pin(w.submit(key(url), Credentials::None, c)))
+        .collect();
+    for p in &mut pending {
+        assert!(futures::poll!(p).is_pending());
+    }
+    assert_eq!(w.stats().queue_depth(), pending.len() as u64);
+    open.send(()).unwrap();
+    assert!(matches!(warmup.await, Ok(Outcome::Committed { .. })));
+    futures::future::join_all(pending).await
 }
