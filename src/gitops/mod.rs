@@ -3,8 +3,10 @@
 //! read back from commit trailers. Talks only to git, never to Kubernetes.
 //!
 //! libgit2 is kept on a short leash: a worker opens its repository per batch and drops it
-//! afterwards, holds nothing per Release, and a cache it cannot use is deleted and cloned
-//! again rather than repaired.
+//! afterwards, holds nothing per Release, and a cache that is corrupt (and only then) is
+//! deleted and cloned again rather than repaired. A change that cannot be written (a path
+//! git refuses, a broken kustomization.yaml, a bad author) fails alone and the rest of its
+//! batch is pushed.
 
 mod auth;
 mod history;
@@ -147,6 +149,8 @@ impl Change {
             self.env_path,
             self.kind.action()
         )
+        // libgit2 takes the message as a C string.
+        .replace('\0', "")
     }
 }
 
@@ -173,7 +177,12 @@ impl Outcome {
 }
 
 /// Errors of the writer. Messages never contain credentials; URLs are redacted.
-#[derive(Debug, thiserror::Error)]
+///
+/// Three kinds matter to callers: terminal errors ([`GitError::is_terminal`]) need a person
+/// and will not go away by retrying; per-change errors ([`GitError::is_per_change`]) concern
+/// one change only and never fail the other changes of its batch; everything else is
+/// transient and worth retrying later.
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum GitError {
     #[error(
         "authentication to {url} failed: check the username/password or deploy key in the Environment's Secret"
@@ -181,6 +190,14 @@ pub enum GitError {
     AuthenticationFailed { url: String },
     #[error("repository {url} is unreachable: {message}")]
     RepositoryUnreachable { url: String, message: String },
+    #[error(
+        "git {operation} on {url} did not answer within {after_secs}s; the server is slow or down, retrying later"
+    )]
+    Timeout {
+        url: String,
+        operation: String,
+        after_secs: u64,
+    },
     #[error("branch {branch:?} does not exist in {url}: create it, or fix spec.repository.branch")]
     BranchNotFound { url: String, branch: String },
     #[error("push to {url} was rejected {attempts} times in a row: {message}")]
@@ -191,23 +208,60 @@ pub enum GitError {
     },
     #[error("invalid path {path:?}: {message}")]
     InvalidPath { path: String, message: String },
-    #[error("git: {message}")]
-    GitFailed { message: String },
+    #[error("{path} in git is invalid: {message}; fix it by hand in the repository")]
+    InvalidKustomization { path: String, message: String },
+    #[error("invalid commit author: {message}; fix the Environment's spec.commit.author")]
+    InvalidAuthor { message: String },
+    #[error("the local git cache is corrupt ({message}); it is cloned again")]
+    CacheCorrupt { message: String },
+    #[error("the git writer for {url} has too many queued jobs; retrying later")]
+    Busy { url: String },
     #[error("the git writer for {url} stopped")]
     WorkerGone { url: String },
+    #[error("git: {message}")]
+    GitFailed { message: String },
 }
 
 impl GitError {
+    /// CamelCase reason for conditions, events and metrics.
     pub fn reason(&self) -> &'static str {
         match self {
             GitError::AuthenticationFailed { .. } => "AuthenticationFailed",
             GitError::RepositoryUnreachable { .. } => "RepositoryUnreachable",
+            GitError::Timeout { .. } => "GitTimeout",
             GitError::BranchNotFound { .. } => "BranchNotFound",
             GitError::PushRejected { .. } => "PushRejected",
             GitError::InvalidPath { .. } => "InvalidPath",
-            GitError::GitFailed { .. } => "GitFailed",
-            GitError::WorkerGone { .. } => "GitFailed",
+            GitError::InvalidKustomization { .. } => "InvalidKustomization",
+            GitError::InvalidAuthor { .. } => "InvalidAuthor",
+            GitError::CacheCorrupt { .. } => "GitCacheCorrupt",
+            GitError::Busy { .. } => "GitBusy",
+            GitError::WorkerGone { .. } | GitError::GitFailed { .. } => "GitFailed",
         }
+    }
+
+    /// Whether only a person can fix this (credentials, branch, paths, the repository's
+    /// kustomization.yaml, the author); retrying without a change does not help.
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            GitError::AuthenticationFailed { .. }
+                | GitError::BranchNotFound { .. }
+                | GitError::InvalidPath { .. }
+                | GitError::InvalidKustomization { .. }
+                | GitError::InvalidAuthor { .. }
+        )
+    }
+
+    /// Whether this concerns one change only: the change is skipped and the rest of its
+    /// batch is committed and pushed.
+    pub fn is_per_change(&self) -> bool {
+        matches!(
+            self,
+            GitError::InvalidPath { .. }
+                | GitError::InvalidKustomization { .. }
+                | GitError::InvalidAuthor { .. }
+        )
     }
 }
 
@@ -435,7 +489,9 @@ impl Writer {
     }
 
     /// Commits and pushes one change; returns its commit. Changes submitted while the worker
-    /// is busy go out together in its next push.
+    /// is busy go out together in its next push. A change that cannot be written
+    /// (`InvalidPath`, `InvalidKustomization`, `InvalidAuthor`) fails alone; the others of
+    /// its push are committed.
     pub async fn submit(
         &self,
         key: RepoKey,

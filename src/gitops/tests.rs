@@ -385,6 +385,12 @@ async fn missing_branch_and_missing_repo_are_named() {
     };
     let err = w.probe(k, Credentials::None).await.unwrap_err();
     assert_eq!(err.reason(), "BranchNotFound", "{err}");
+    let k = RepoKey {
+        url: url.clone(),
+        branch: "no such..branch".into(),
+    };
+    let err = w.probe(k, Credentials::None).await.unwrap_err();
+    assert_eq!(err.reason(), "BranchNotFound", "{err}");
     let k = key(&format!("file://{}/missing.git", dir.path().display()));
     let err = w.probe(k, Credentials::None).await.unwrap_err();
     assert_eq!(err.reason(), "RepositoryUnreachable", "{err}");
@@ -392,6 +398,7 @@ async fn missing_branch_and_missing_repo_are_named() {
         w.probe(key(&url), Credentials::None).await.unwrap(),
         head(&url).to_string()
     );
+    assert_eq!(w.stats().reclones.load(Ordering::Relaxed), 0);
 }
 
 #[tokio::test]
@@ -404,12 +411,21 @@ async fn invalid_paths_are_refused_without_a_commit() {
         ("/abs", "api"),
         ("envs/x", "a/b"),
         ("envs/x", ".git"),
+        ("envs/x", ".GIT"),
+        ("envs/x", "git~1"),
+        ("envs/.git./x", "api"),
     ] {
         let mut c = change(app, "1");
         c.env_path = env_path.into();
         c.app = app.into();
         let err = w.submit(key(&url), Credentials::None, c).await.unwrap_err();
         assert_eq!(err.reason(), "InvalidPath", "{env_path}/{app}: {err}");
+        if env_path == "envs/.git./x" {
+            let GitError::InvalidPath { path, .. } = &err else {
+                unreachable!()
+            };
+            assert_eq!(path, "envs/.git.", "names the folder git refuses");
+        }
     }
     assert_eq!(count(&url), 1);
 }
@@ -533,6 +549,10 @@ fn gated_then(
     (opts, open)
 }
 
+fn gated(base: WriterOptions) -> (WriterOptions, std::sync::mpsc::Sender<()>) {
+    gated_then(base, |_| {})
+}
+
 /// Submits `changes` so that they reach the worker as one batch: behind a first change
 /// (in `envs/warmup`) whose push waits for `open`. The first push is the warm-up's.
 async fn one_batch(
@@ -557,4 +577,130 @@ async fn one_batch(
     open.send(()).unwrap();
     assert!(matches!(warmup.await, Ok(Outcome::Committed { .. })));
     futures::future::join_all(pending).await
+}
+
+#[test]
+fn error_kinds() {
+    let per_change = GitError::InvalidKustomization {
+        path: "envs/a/kustomization.yaml".into(),
+        message: "not a mapping".into(),
+    };
+    assert!(per_change.is_terminal() && per_change.is_per_change());
+    assert_eq!(per_change.reason(), "InvalidKustomization");
+    let corrupt = GitError::CacheCorrupt {
+        message: "object not found".into(),
+    };
+    assert!(!corrupt.is_terminal() && !corrupt.is_per_change());
+    assert_eq!(corrupt.reason(), "GitCacheCorrupt");
+    let timeout = GitError::Timeout {
+        url: "https://h/x.git".into(),
+        operation: "fetch".into(),
+        after_secs: 30,
+    };
+    assert_eq!(timeout.reason(), "GitTimeout");
+    assert_eq!(
+        timeout.to_string(),
+        "git fetch on https://h/x.git did not answer within 30s; the server is slow or down, retrying later"
+    );
+    assert!(!timeout.is_terminal());
+    let auth = GitError::AuthenticationFailed { url: "u".into() };
+    assert!(auth.is_terminal() && !auth.is_per_change());
+    assert_eq!(
+        GitError::WorkerGone { url: "u".into() }.reason(),
+        GitError::GitFailed {
+            message: "m".into()
+        }
+        .reason()
+    );
+}
+
+#[tokio::test]
+async fn a_path_git_refuses_fails_only_its_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = remote(dir.path());
+    let (o, open) = gated(WriterOptions::default());
+    let w = Writer::new(dir.path().join("cache"), o);
+    let mut changes: Vec<Change> = (0..6).map(|i| change(&format!("app{i}"), "1")).collect();
+    changes[2]
+        .files
+        .as_mut()
+        .unwrap()
+        .insert(".git./x.yaml".into(), b"x: 1\n".to_vec());
+    let results = one_batch(&w, &url, open, changes).await;
+    for (i, res) in results.iter().enumerate() {
+        if i == 2 {
+            let Err(GitError::InvalidPath { path, .. }) = res else {
+                panic!("expected InvalidPath, got {res:?}")
+            };
+            assert_eq!(path, "envs/staging/app2/.git.", "the folder git refuses");
+        } else {
+            assert!(matches!(res, Ok(Outcome::Committed { .. })), "{i}: {res:?}");
+        }
+    }
+    assert_eq!(
+        w.stats().pushes.load(Ordering::Relaxed),
+        2,
+        "the five good changes share one push"
+    );
+    assert_eq!(count(&url), 1 + 1 + 5);
+    assert!(read(&url, "envs/staging/app2/deployment-app2.yaml").is_none());
+    assert!(read(&url, "envs/staging/app5/deployment-app5.yaml").is_some());
+    assert_eq!(w.stats().reclones.load(Ordering::Relaxed), 0);
+}
+
+#[tokio::test]
+async fn a_broken_env_kustomization_fails_only_that_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = remote(dir.path());
+    outside_commit(
+        &url,
+        "envs/staging/kustomization.yaml",
+        "resources: [unclosed",
+    );
+    let (o, open) = gated(WriterOptions::default());
+    let w = Writer::new(dir.path().join("cache"), o);
+    let mut prod = change("api", "1");
+    prod.env_path = "envs/prod".into();
+    let changes = vec![change("api", "1"), prod, change("web", "1")];
+    let results = one_batch(&w, &url, open, changes).await;
+    for i in [0, 2] {
+        let Err(GitError::InvalidKustomization { path, .. }) = &results[i] else {
+            panic!("expected InvalidKustomization, got {:?}", results[i])
+        };
+        assert_eq!(path, "envs/staging/kustomization.yaml");
+        assert_eq!(
+            results[i].as_ref().unwrap_err().reason(),
+            "InvalidKustomization"
+        );
+    }
+    assert!(matches!(results[1], Ok(Outcome::Committed { .. })));
+    assert!(read(&url, "envs/prod/api/deployment-api.yaml").is_some());
+    assert_eq!(
+        read(&url, "envs/staging/kustomization.yaml").as_deref(),
+        Some("resources: [unclosed")
+    );
+    assert_eq!(w.stats().reclones.load(Ordering::Relaxed), 0);
+}
+
+#[tokio::test]
+async fn an_author_git_refuses_fails_only_its_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = remote(dir.path());
+    let (o, open) = gated(WriterOptions::default());
+    let w = Writer::new(dir.path().join("cache"), o);
+    let mut brackets = change("api", "1");
+    brackets.author.name = "Evil <root@example.com>".into();
+    let mut newline = change("web", "1");
+    newline.author.name = "Tumbler\nCommitter: someone".into();
+    let results = one_batch(&w, &url, open, vec![brackets, change("db", "1"), newline]).await;
+    for i in [0, 2] {
+        assert!(
+            matches!(results[i], Err(GitError::InvalidAuthor { .. })),
+            "{:?}",
+            results[i]
+        );
+    }
+    assert!(matches!(results[1], Ok(Outcome::Committed { .. })));
+    assert_eq!(count(&url), 1 + 1 + 1);
+    assert_eq!(w.stats().reclones.load(Ordering::Relaxed), 0);
 }

@@ -5,10 +5,11 @@ use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use git2::{
-    AutotagOption, ErrorCode, FetchOptions, FileMode, Oid, PushOptions, Repository, Signature,
+    AutotagOption, ErrorClass, ErrorCode, FetchOptions, FileMode, Oid, PushOptions, Repository,
+    Signature,
 };
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
@@ -16,7 +17,7 @@ use tracing::{debug, info, warn};
 use super::auth::{self, host_of};
 use super::tree::{self, components};
 use super::{
-    Change, Credentials, GitError, Job, Outcome, RepoKey, Stats, WriterOptions, history,
+    Author, Change, Credentials, GitError, Job, Outcome, RepoKey, Stats, WriterOptions, history,
     redact_text, short_hash,
 };
 
@@ -28,7 +29,9 @@ pub struct Worker {
     opts: WriterOptions,
     stats: Arc<Stats>,
     /// When the cache last matched the remote (a fetch or one of our pushes).
-    synced: std::cell::Cell<Option<std::time::Instant>>,
+    synced: Cell<Option<Instant>>,
+    /// Whether the current batch already deleted the cache and cloned it again.
+    recloned: Cell<bool>,
 }
 
 type Reply = oneshot::Sender<Result<Outcome, GitError>>;
@@ -46,7 +49,8 @@ impl Worker {
             dir,
             opts,
             stats,
-            synced: std::cell::Cell::new(None),
+            synced: Cell::new(None),
+            recloned: Cell::new(false),
         }
     }
 
@@ -73,6 +77,7 @@ impl Worker {
     }
 
     fn serve(&self, batch: Vec<(Credentials, Job)>) {
+        self.recloned.set(false);
         let mut submits: Vec<(Credentials, Box<Change>, Reply)> = vec![];
         let mut others = vec![];
         for (creds, job) in batch {
@@ -131,8 +136,11 @@ impl Worker {
                             None => return Err(self.branch_not_found()),
                         },
                     };
-                    let tree = repo.find_commit(head).and_then(|c| c.tree()).map_err(git)?;
-                    Ok(tree::read_folder(repo, &tree, &format!("{env_path}/{app}")))
+                    let tree = repo
+                        .find_commit(head)
+                        .and_then(|c| c.tree())
+                        .map_err(corrupt)?;
+                    tree::read_folder(repo, &tree, &format!("{env_path}/{app}"))
                 });
                 let _ = reply.send(res);
             }
@@ -152,7 +160,7 @@ impl Worker {
                     if repo.find_commit(d).is_err() || repo.find_commit(a).is_err() {
                         return Ok(false);
                     }
-                    repo.graph_descendant_of(d, a).map_err(git)
+                    repo.graph_descendant_of(d, a).map_err(corrupt)
                 });
                 let _ = reply.send(res);
             }
@@ -167,6 +175,7 @@ impl Worker {
                         return Err(self.branch_not_found());
                     };
                     history::log_from(repo, head, Some(&env_path), app.as_deref(), limit)
+                        .map_err(corrupt)
                 });
                 let _ = reply.send(res);
             }
@@ -195,42 +204,51 @@ impl Worker {
         }
     }
 
-    /// Opens the cache (creating it), runs `f`; if the cache itself is broken (anything but
-    /// a network, auth or input error), deletes it and tries once more on a fresh clone.
+    /// Opens the cache (creating it), runs `f`; if the cache is corrupt (`CacheCorrupt`, and
+    /// only then), deletes it and tries once more on a fresh clone, at most once a batch.
     fn with_repo<T>(&self, f: impl Fn(&Repository) -> Result<T, GitError>) -> Result<T, GitError> {
-        let first = self.open().and_then(|repo| f(&repo));
-        match first {
-            Err(GitError::GitFailed { message }) => {
-                warn!(repo = %self.url(), error = %message, "git cache unusable; cloning again");
+        match self.open().and_then(|repo| f(&repo)) {
+            Err(GitError::CacheCorrupt { message }) if !self.recloned.get() => {
+                warn!(repo = %self.url(), error = %message, "git cache corrupt; cloning again");
+                self.recloned.set(true);
                 self.stats.reclones.fetch_add(1, Ordering::Relaxed);
-                let _ = std::fs::remove_dir_all(&self.dir);
+                self.discard_cache();
                 self.open().and_then(|repo| f(&repo))
             }
             other => other,
         }
     }
 
+    fn discard_cache(&self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+        self.synced.set(None);
+    }
+
     fn open(&self) -> Result<Repository, GitError> {
         if self.dir.exists() {
             // A killed process may leave lock files behind; this worker is the only writer.
             remove_locks(&self.dir);
-            match Repository::open_bare(&self.dir) {
-                Ok(repo) => return Ok(repo),
-                Err(e) => {
-                    warn!(repo = %self.url(), error = %e.message(), "git cache does not open; cloning again");
-                    self.stats.reclones.fetch_add(1, Ordering::Relaxed);
-                    let _ = std::fs::remove_dir_all(&self.dir);
-                }
-            }
+            return Repository::open_bare(&self.dir).map_err(|e| GitError::CacheCorrupt {
+                message: format!("the cache does not open: {}", redact_text(e.message())),
+            });
         }
         std::fs::create_dir_all(&self.dir).map_err(|e| GitError::GitFailed {
-            message: format!("cache folder: {e}"),
+            message: format!("cannot create the cache folder: {e}"),
         })?;
-        Repository::init_bare(&self.dir).map_err(git)
+        self.synced.set(None);
+        Repository::init_bare(&self.dir).map_err(corrupt)
+    }
+
+    fn network_error(&self, e: &git2::Error, creds: &Credentials, asked: u32) -> GitError {
+        auth::network_error(e, &self.key.url, creds, asked)
     }
 
     /// Fetches the branch into the tracking ref; returns its commit (`None`: no such branch).
     fn fetch(&self, repo: &Repository, creds: &Credentials) -> Result<Option<Oid>, GitError> {
+        // A branch git cannot name would fail the fetch as a local error: a corrupt cache.
+        if !git2::Reference::is_valid_name(&format!("refs/heads/{}", self.key.branch)) {
+            return Err(self.branch_not_found());
+        }
         self.stats.fetches.fetch_add(1, Ordering::Relaxed);
         let host = host_of(&self.key.url);
         let asked = Cell::new(0);
@@ -244,22 +262,23 @@ impl Worker {
         }
         let mut remote = repo
             .remote_anonymous(&self.key.url)
-            .map_err(|e| auth::network_error(&e, &self.key.url, creds, 0))?;
+            .map_err(|e| self.network_error(&e, creds, 0))?;
         let refspec = format!("+refs/heads/{b}:{tracking}", b = self.key.branch);
-        remote
-            .fetch(&[refspec.as_str()], Some(&mut fo), None)
-            .map_err(|e| {
-                let err = auth::network_error(&e, &self.key.url, creds, asked.get());
-                if let GitError::GitFailed { message } = &err {
-                    // Let with_repo decide: a local failure means a broken cache.
-                    return GitError::GitFailed {
-                        message: message.clone(),
-                    };
-                }
-                err
-            })?;
-        self.synced.set(Some(std::time::Instant::now()));
-        Ok(repo.find_reference(&tracking).ok().and_then(|r| r.target()))
+        let res = remote.fetch(&[refspec.as_str()], Some(&mut fo), None);
+        drop(fo);
+        if let Err(e) = res {
+            return Err(match self.network_error(&e, creds, asked.get()) {
+                // Not the network, not the server: the cache could not take what came.
+                GitError::GitFailed { message } => GitError::CacheCorrupt { message },
+                other => other,
+            });
+        }
+        self.synced.set(Some(Instant::now()));
+        match repo.find_reference(&tracking) {
+            Ok(r) => Ok(r.target()),
+            Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
+            Err(e) => Err(corrupt(e)),
+        }
     }
 
     fn submit_batch(&self, creds: &Credentials, changes: Vec<(Change, Reply)>) {
@@ -273,7 +292,7 @@ impl Worker {
             }
             Err(e) => {
                 for reply in replies {
-                    let _ = reply.send(Err(clone_err(&e)));
+                    let _ = reply.send(Err(e.clone()));
                 }
             }
         }
@@ -281,7 +300,8 @@ impl Worker {
 
     /// Builds one commit per change on the branch head and pushes them at once; on a
     /// rejected push fetches and rebuilds them all on the new head. Returns one result per
-    /// change. A broken cache surfaces as `GitFailed` for every change, so with_repo retries.
+    /// change; an error for all of them only when the push itself failed or the cache is
+    /// corrupt (then with_repo retries on a fresh clone).
     fn commit_and_push(
         &self,
         repo: &Repository,
@@ -352,7 +372,8 @@ impl Worker {
     }
 
     /// Applies each change on top of the previous one; returns the per-change results and
-    /// the new tip (== head when nothing changed).
+    /// the new tip (== head when nothing changed). A change with a per-change error is
+    /// skipped: its result is the error and the next change builds on the same tip.
     fn build(
         &self,
         repo: &Repository,
@@ -362,10 +383,11 @@ impl Worker {
         let mut tip = head;
         let mut results = Vec::with_capacity(changes.len());
         for change in changes {
-            let parent = repo.find_commit(tip).map_err(git)?;
-            let base = parent.tree().map_err(git)?;
-            match apply(repo, &base, change) {
-                Err(e @ GitError::InvalidPath { .. }) => results.push(Err(e)),
+            match self.commit_one(repo, tip, change) {
+                Err(e) if e.is_per_change() => {
+                    debug!(repo = %self.url(), release = %change.release, error = %e, "change refused");
+                    results.push(Err(e));
+                }
                 Err(e) => return Err(e),
                 Ok(None) => {
                     self.stats.unchanged.fetch_add(1, Ordering::Relaxed);
@@ -375,13 +397,7 @@ impl Worker {
                         commit: commit.to_string(),
                     }));
                 }
-                Ok(Some(new_tree)) => {
-                    let tree = repo.find_tree(new_tree).map_err(git)?;
-                    let sig =
-                        Signature::now(&change.author.name, &change.author.email).map_err(git)?;
-                    let oid = repo
-                        .commit(None, &sig, &sig, &change.message(), &tree, &[&parent])
-                        .map_err(git)?;
+                Ok(Some(oid)) => {
                     results.push(Ok(Outcome::Committed {
                         commit: oid.to_string(),
                     }));
@@ -392,9 +408,29 @@ impl Worker {
         Ok((results, tip))
     }
 
+    /// Commits one change on `tip`; `None` when it changes nothing.
+    fn commit_one(
+        &self,
+        repo: &Repository,
+        tip: Oid,
+        change: &Change,
+    ) -> Result<Option<Oid>, GitError> {
+        let sig = signature(&change.author)?;
+        let parent = repo.find_commit(tip).map_err(corrupt)?;
+        let base = parent.tree().map_err(corrupt)?;
+        let Some(new_tree) = apply(repo, &base, change)? else {
+            return Ok(None);
+        };
+        let tree = repo.find_tree(new_tree).map_err(corrupt)?;
+        let oid = repo
+            .commit(None, &sig, &sig, &change.message(), &tree, &[&parent])
+            .map_err(corrupt)?;
+        Ok(Some(oid))
+    }
+
     fn push(&self, repo: &Repository, creds: &Credentials, tip: Oid) -> Result<(), PushError> {
         repo.reference(PUSH_REF, tip, true, "push")
-            .map_err(|e| PushError::Failed(git(e)))?;
+            .map_err(|e| PushError::Failed(corrupt(e)))?;
         let host = host_of(&self.key.url);
         let asked = Cell::new(0);
         let rejected: RefCell<Option<String>> = RefCell::new(None);
@@ -409,7 +445,7 @@ impl Worker {
         po.remote_callbacks(cb);
         let mut remote = repo
             .remote_anonymous(&self.key.url)
-            .map_err(|e| PushError::Failed(auth::network_error(&e, &self.key.url, creds, 0)))?;
+            .map_err(|e| PushError::Failed(self.network_error(&e, creds, 0)))?;
         let refspec = format!("{PUSH_REF}:refs/heads/{}", self.key.branch);
         let res = remote.push(&[refspec.as_str()], Some(&mut po));
         drop(po);
@@ -419,16 +455,49 @@ impl Worker {
         match res {
             Ok(()) => Ok(()),
             Err(e) if e.code() == ErrorCode::NotFastForward || is_rejection(e.message()) => {
-                Err(PushError::Rejected(e.message().to_string()))
+                Err(PushError::Rejected(redact_text(e.message())))
             }
-            Err(e) => Err(PushError::Failed(auth::network_error(
-                &e,
-                &self.key.url,
-                creds,
-                asked.get(),
-            ))),
+            Err(e) => {
+                let err = match self.network_error(&e, creds, asked.get()) {
+                    // Packing what we push failed: objects the cache must have are missing.
+                    GitError::GitFailed { message } if is_storage(e.class()) => {
+                        GitError::CacheCorrupt { message }
+                    }
+                    other => other,
+                };
+                Err(PushError::Failed(err))
+            }
         }
     }
+}
+
+/// Error classes of libgit2's local storage.
+fn is_storage(class: ErrorClass) -> bool {
+    matches!(
+        class,
+        ErrorClass::Odb
+            | ErrorClass::Object
+            | ErrorClass::Zlib
+            | ErrorClass::Repository
+            | ErrorClass::Reference
+            | ErrorClass::Filesystem
+    )
+}
+
+/// The signature of a commit by `author`, now.
+fn signature(author: &Author) -> Result<Signature<'static>, GitError> {
+    let who = format!("{:?} <{:?}>", author.name, author.email);
+    if [&author.name, &author.email]
+        .iter()
+        .any(|s| s.chars().any(char::is_control))
+    {
+        return Err(GitError::InvalidAuthor {
+            message: format!("{who} contains a control character such as a newline"),
+        });
+    }
+    Signature::now(&author.name, &author.email).map_err(|e| GitError::InvalidAuthor {
+        message: format!("{who}: {}", e.message()),
+    })
 }
 
 fn is_rejection(message: &str) -> bool {
@@ -456,21 +525,36 @@ pub fn apply(
     }
     let mut app_path: Vec<&str> = env_parts.clone();
     app_path.push(app_parts[0]);
+    let app_folder = app_path.join("/");
     let entry = match &change.files {
-        Some(files) if !files.is_empty() => Some((tree::write_files(repo, files)?, FileMode::Tree)),
+        Some(files) if !files.is_empty() => {
+            let id = tree::write_files(repo, files).map_err(|e| match e {
+                GitError::InvalidPath { path, message } => GitError::InvalidPath {
+                    path: format!("{app_folder}/{path}"),
+                    message,
+                },
+                other => other,
+            })?;
+            Some((id, FileMode::Tree))
+        }
         _ => None,
     };
     let root = tree::upsert(repo, Some(base), &app_path, entry)?;
-    let empty = || repo.treebuilder(None).and_then(|b| b.write()).map_err(git);
+    let empty = || {
+        repo.treebuilder(None)
+            .and_then(|b| b.write())
+            .map_err(corrupt)
+    };
     let root_tree = repo
         .find_tree(match root {
             Some(r) => r,
             None => empty()?,
         })
-        .map_err(git)?;
+        .map_err(corrupt)?;
     let kpath = format!("{}/kustomization.yaml", change.env_path);
-    let existing = tree::read_blob(repo, &root_tree, &kpath);
+    let existing = tree::read_file(repo, &root_tree, &kpath)?;
     let new_root = match tree::environment_kustomization(
+        &kpath,
         existing.as_deref(),
         &change.app,
         change
@@ -479,7 +563,7 @@ pub fn apply(
             .map(|_| change.entry.as_deref().unwrap_or(&change.app)),
     )? {
         Some(bytes) => {
-            let blob = repo.blob(&bytes).map_err(git)?;
+            let blob = repo.blob(&bytes).map_err(corrupt)?;
             let mut kparts = env_parts.clone();
             kparts.push("kustomization.yaml");
             match tree::upsert(
@@ -541,41 +625,16 @@ fn oid(hex: &str) -> Result<Oid, GitError> {
     })
 }
 
+/// Any libgit2 error, for `GitFailed`.
 pub(super) fn git(e: git2::Error) -> GitError {
     GitError::GitFailed {
-        message: e.message().to_string(),
+        message: redact_text(e.message()),
     }
 }
 
-fn clone_err(e: &GitError) -> GitError {
-    match e {
-        GitError::AuthenticationFailed { url } => {
-            GitError::AuthenticationFailed { url: url.clone() }
-        }
-        GitError::RepositoryUnreachable { url, message } => GitError::RepositoryUnreachable {
-            url: url.clone(),
-            message: message.clone(),
-        },
-        GitError::BranchNotFound { url, branch } => GitError::BranchNotFound {
-            url: url.clone(),
-            branch: branch.clone(),
-        },
-        GitError::PushRejected {
-            url,
-            attempts,
-            message,
-        } => GitError::PushRejected {
-            url: url.clone(),
-            attempts: *attempts,
-            message: message.clone(),
-        },
-        GitError::InvalidPath { path, message } => GitError::InvalidPath {
-            path: path.clone(),
-            message: message.clone(),
-        },
-        GitError::GitFailed { message } => GitError::GitFailed {
-            message: message.clone(),
-        },
-        GitError::WorkerGone { url } => GitError::WorkerGone { url: url.clone() },
+/// A libgit2 error reading or writing what the cache must hold (objects, refs).
+pub(super) fn corrupt(e: git2::Error) -> GitError {
+    GitError::CacheCorrupt {
+        message: redact_text(e.message()),
     }
 }
