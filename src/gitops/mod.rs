@@ -4,9 +4,13 @@
 //!
 //! libgit2 is kept on a short leash: a worker opens its repository per batch and drops it
 //! afterwards, holds nothing per Release, and a cache that is corrupt (and only then) is
-//! deleted and cloned again rather than repaired. A change that cannot be written (a path
-//! git refuses, a broken kustomization.yaml, a bad author) fails alone and the rest of its
-//! batch is pushed.
+//! deleted and cloned again rather than repaired.
+//!
+//! Nothing one input or one server does can stall the rest: a change that cannot be
+//! written (a path git refuses, a broken kustomization.yaml, a bad author) fails alone and
+//! the rest of its batch is pushed; network operations have connect and I/O timeouts and
+//! every call a deadline (`WriterOptions::ask_timeout`); each repository has its own
+//! worker thread; a server that just failed is not asked again during a short cool-down.
 
 mod auth;
 mod history;
@@ -14,12 +18,14 @@ mod tree;
 mod worker;
 
 use std::collections::{BTreeMap, HashMap};
+use std::ffi::c_int;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
+use tracing::warn;
 
 pub use history::{LogEntry, file_at, is_ancestor, log};
 
@@ -309,6 +315,22 @@ pub struct WriterOptions {
     pub before_push: Option<BeforePush>,
     /// `read_app` answers from the cache when it matched the remote this recently.
     pub read_freshness: Duration,
+    /// How long libgit2 waits for a TCP connection to a git server (zero: no limit).
+    ///
+    /// libgit2 keeps this (and `io_timeout`) in process-wide settings: the first `Writer`
+    /// created in the process sets both, later Writers with other values only log a warning.
+    pub connect_timeout: Duration,
+    /// How long libgit2 waits for a git server to accept or send data on an open connection
+    /// (HTTP(S) and SSH; zero: no limit). Process-wide, see `connect_timeout`.
+    pub io_timeout: Duration,
+    /// How long each `Writer` call waits for its worker's answer before it returns
+    /// `GitError::Timeout`; covers the time the job waits in the queue.
+    pub ask_timeout: Duration,
+    /// After a `Timeout` or `RepositoryUnreachable`, the worker answers every job that needs
+    /// the server (probes included) with the same error at once for this long, instead of
+    /// connecting again: a dead server then costs each caller milliseconds, and one
+    /// io_timeout per cool-down rather than per job. Jobs the cache can answer are served.
+    pub unreachable_cooldown: Duration,
 }
 
 impl std::fmt::Debug for WriterOptions {
@@ -316,6 +338,10 @@ impl std::fmt::Debug for WriterOptions {
         f.debug_struct("WriterOptions")
             .field("push_attempts", &self.push_attempts)
             .field("max_batch", &self.max_batch)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("io_timeout", &self.io_timeout)
+            .field("ask_timeout", &self.ask_timeout)
+            .field("unreachable_cooldown", &self.unreachable_cooldown)
             .finish_non_exhaustive()
     }
 }
@@ -329,6 +355,10 @@ impl Default for WriterOptions {
             history_depth: 1000,
             before_push: None,
             read_freshness: Duration::from_secs(2),
+            connect_timeout: Duration::from_secs(10),
+            io_timeout: Duration::from_secs(30),
+            ask_timeout: Duration::from_secs(120),
+            unreachable_cooldown: Duration::from_secs(5),
         }
     }
 }
@@ -342,6 +372,7 @@ pub struct Stats {
     pub conflicts: AtomicU64,
     pub commits: AtomicU64,
     pub unchanged: AtomicU64,
+    /// Caches deleted and cloned again because they were corrupt.
     pub reclones: AtomicU64,
     pub queued: AtomicU64,
 }
@@ -427,8 +458,49 @@ impl std::fmt::Debug for Writer {
     }
 }
 
+/// Sets libgit2's process-wide connect and I/O timeouts, once per process: the first
+/// Writer's values apply.
+fn set_network_timeouts(connect: Duration, io: Duration) {
+    static APPLIED: OnceLock<(Duration, Duration)> = OnceLock::new();
+    let applied = *APPLIED.get_or_init(|| {
+        apply_network_timeouts(connect, io);
+        (connect, io)
+    });
+    if applied != (connect, io) {
+        warn!(
+            connect_timeout = ?applied.0,
+            io_timeout = ?applied.1,
+            "libgit2's timeouts are process-wide and already set; this Writer's are ignored"
+        );
+    }
+}
+
+#[allow(unsafe_code)]
+fn apply_network_timeouts(connect: Duration, io: Duration) {
+    let millis = |d: Duration| c_int::try_from(d.as_millis()).unwrap_or(c_int::MAX);
+    // SAFETY: the setters write two plain ints that libgit2 reads when it opens a socket or
+    // an SSH session. This runs once per process, inside `OnceLock::get_or_init` in
+    // `Writer::new`: concurrent `Writer::new` calls wait for it, and every libgit2 network
+    // operation of this crate runs on a worker thread that a Writer starts after its
+    // `new` returned, so the writes happen before any read and never race with one.
+    let res = unsafe {
+        git2::opts::set_server_connect_timeout_in_milliseconds(millis(connect))
+            .and_then(|()| git2::opts::set_server_timeout_in_milliseconds(millis(io)))
+    };
+    if let Err(e) = res {
+        warn!(error = %e.message(), "could not set libgit2's network timeouts");
+    }
+}
+
+fn secs_ceil(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
 impl Writer {
+    /// A writer keeping its cached clones under `cache_dir`. Sets libgit2's process-wide
+    /// network timeouts the first time a Writer is made (see `WriterOptions::connect_timeout`).
     pub fn new(cache_dir: PathBuf, opts: WriterOptions) -> Self {
+        set_network_timeouts(opts.connect_timeout, opts.io_timeout);
         Writer {
             inner: Arc::new(Inner {
                 cache_dir,
@@ -476,22 +548,32 @@ impl Writer {
         rx
     }
 
+    /// Sends a job and waits at most `ask_timeout` for its answer.
     async fn ask<T>(
         &self,
         key: RepoKey,
         creds: Credentials,
+        operation: &'static str,
         job: impl FnOnce(oneshot::Sender<Result<T, GitError>>) -> Job,
     ) -> Result<T, GitError> {
         let url = redact_url(&key.url);
-        self.send(key, creds, job)
-            .await
-            .unwrap_or(Err(GitError::WorkerGone { url }))
+        let rx = self.send(key, creds, job);
+        let limit = self.inner.opts.ask_timeout;
+        match tokio::time::timeout(limit, rx).await {
+            Ok(Ok(res)) => res,
+            Ok(Err(_)) => Err(GitError::WorkerGone { url }),
+            Err(_) => Err(GitError::Timeout {
+                url,
+                operation: operation.to_string(),
+                after_secs: secs_ceil(limit),
+            }),
+        }
     }
 
     /// Commits and pushes one change; returns its commit. Changes submitted while the worker
     /// is busy go out together in its next push. A change that cannot be written
     /// (`InvalidPath`, `InvalidKustomization`, `InvalidAuthor`) fails alone; the others of
-    /// its push are committed.
+    /// its push are committed. Every method answers within `ask_timeout` (`Timeout`).
     pub async fn submit(
         &self,
         key: RepoKey,
@@ -499,7 +581,7 @@ impl Writer {
         change: Change,
     ) -> Result<Outcome, GitError> {
         self.inner.stats.queued.fetch_add(1, Ordering::Relaxed);
-        self.ask(key, creds, |reply| Job::Submit {
+        self.ask(key, creds, "submit", |reply| Job::Submit {
             change: Box::new(change),
             reply,
         })
@@ -509,7 +591,8 @@ impl Writer {
     /// Fetches the branch; returns its head. Proves the repository is reachable with these
     /// credentials and the branch exists.
     pub async fn probe(&self, key: RepoKey, creds: Credentials) -> Result<String, GitError> {
-        self.ask(key, creds, |reply| Job::Probe { reply }).await
+        self.ask(key, creds, "probe", |reply| Job::Probe { reply })
+            .await
     }
 
     /// The files of an app folder at the head of the branch (freshly fetched).
@@ -521,7 +604,7 @@ impl Writer {
         app: &str,
     ) -> Result<Option<BTreeMap<String, Vec<u8>>>, GitError> {
         let (env_path, app) = (env_path.to_string(), app.to_string());
-        self.ask(key, creds, |reply| Job::ReadApp {
+        self.ask(key, creds, "read_app", |reply| Job::ReadApp {
             env_path,
             app,
             reply,
@@ -539,7 +622,7 @@ impl Writer {
         descendant: &str,
     ) -> Result<bool, GitError> {
         let (ancestor, descendant) = (ancestor.to_string(), descendant.to_string());
-        self.ask(key, creds, |reply| Job::IsAncestor {
+        self.ask(key, creds, "is_ancestor", |reply| Job::IsAncestor {
             ancestor,
             descendant,
             reply,
@@ -557,7 +640,7 @@ impl Writer {
         limit: usize,
     ) -> Result<Vec<LogEntry>, GitError> {
         let (env_path, app) = (env_path.to_string(), app.map(str::to_string));
-        self.ask(key, creds, |reply| Job::Log {
+        self.ask(key, creds, "log", |reply| Job::Log {
             env_path,
             app,
             limit,
@@ -575,7 +658,7 @@ impl Writer {
         path: &str,
     ) -> Result<Option<Vec<u8>>, GitError> {
         let (commit, path) = (commit.to_string(), path.to_string());
-        self.ask(key, creds, |reply| Job::FileAt {
+        self.ask(key, creds, "file_at", |reply| Job::FileAt {
             commit,
             path,
             reply,

@@ -66,8 +66,18 @@ fn change(app: &str, version: &str) -> Change {
     }
 }
 
+/// The options of every Writer in these tests. libgit2's timeouts are process-wide and
+/// the first Writer's apply, so all Writers of the test binary ask for the same ones.
+fn opts() -> WriterOptions {
+    WriterOptions {
+        connect_timeout: Duration::from_secs(2),
+        io_timeout: Duration::from_secs(2),
+        ..WriterOptions::default()
+    }
+}
+
 fn writer(dir: &Path) -> Writer {
-    Writer::new(dir.join("cache"), WriterOptions::default())
+    Writer::new(dir.join("cache"), opts())
 }
 
 fn remote_repo(url: &str) -> Repository {
@@ -185,7 +195,7 @@ async fn unchanged_render_makes_no_commit_and_names_the_producing_commit() {
     );
     assert_eq!(count(&url), 3);
     // A fresh writer (a restarted controller) agrees.
-    let w2 = Writer::new(dir.path().join("cache2"), WriterOptions::default());
+    let w2 = Writer::new(dir.path().join("cache2"), opts());
     let again = w2
         .submit(key(&url), Credentials::None, change("api", "1.0"))
         .await
@@ -279,7 +289,7 @@ async fn push_conflict_rebuilds_batch_on_new_head() {
     let url = remote(dir.path());
     // Someone else pushes between the writer's fetch and its push, twice.
     let hook_url = url.clone();
-    let (opts, open) = gated_then(WriterOptions::default(), move |attempt| {
+    let (opts, open) = gated_then(opts(), move |attempt| {
         if attempt <= 2 {
             outside_commit(
                 &hook_url,
@@ -332,7 +342,7 @@ async fn push_rejected_forever_fails_every_change_in_the_batch() {
         before_push: Some(Arc::new(move |attempt| {
             outside_commit(&hook_url, "infra/n.txt", &format!("{attempt}\n"))
         })),
-        ..WriterOptions::default()
+        ..opts()
     };
     let w = Writer::new(dir.path().join("cache"), opts);
     let err = w
@@ -448,6 +458,8 @@ fn credentials_never_show_in_debug_or_errors() {
         "https://bot:s3cr3t-token@h/x",
         &creds,
         2,
+        "fetch",
+        &opts(),
     );
     assert!(!e.to_string().contains("s3cr3t"), "{e}");
 }
@@ -516,6 +528,19 @@ async fn history_reads_trailers_filtered_by_app() {
     )
     .unwrap();
     assert_eq!(local.len(), 1);
+}
+
+/// A server that accepts connections and never answers; returns its URL.
+fn hanging_server() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut open = vec![];
+        for conn in listener.incoming().flatten() {
+            open.push(conn);
+        }
+    });
+    format!("http://127.0.0.1:{port}/repo.git")
 }
 
 async fn wait_until(what: &str, cond: impl Fn() -> bool) {
@@ -618,7 +643,7 @@ fn error_kinds() {
 async fn a_path_git_refuses_fails_only_its_change() {
     let dir = tempfile::tempdir().unwrap();
     let url = remote(dir.path());
-    let (o, open) = gated(WriterOptions::default());
+    let (o, open) = gated(opts());
     let w = Writer::new(dir.path().join("cache"), o);
     let mut changes: Vec<Change> = (0..6).map(|i| change(&format!("app{i}"), "1")).collect();
     changes[2]
@@ -657,7 +682,7 @@ async fn a_broken_env_kustomization_fails_only_that_environment() {
         "envs/staging/kustomization.yaml",
         "resources: [unclosed",
     );
-    let (o, open) = gated(WriterOptions::default());
+    let (o, open) = gated(opts());
     let w = Writer::new(dir.path().join("cache"), o);
     let mut prod = change("api", "1");
     prod.env_path = "envs/prod".into();
@@ -686,7 +711,7 @@ async fn a_broken_env_kustomization_fails_only_that_environment() {
 async fn an_author_git_refuses_fails_only_its_change() {
     let dir = tempfile::tempdir().unwrap();
     let url = remote(dir.path());
-    let (o, open) = gated(WriterOptions::default());
+    let (o, open) = gated(opts());
     let w = Writer::new(dir.path().join("cache"), o);
     let mut brackets = change("api", "1");
     brackets.author.name = "Evil <root@example.com>".into();
@@ -703,4 +728,101 @@ async fn an_author_git_refuses_fails_only_its_change() {
     assert!(matches!(results[1], Ok(Outcome::Committed { .. })));
     assert_eq!(count(&url), 1 + 1 + 1);
     assert_eq!(w.stats().reclones.load(Ordering::Relaxed), 0);
+}
+
+#[tokio::test]
+async fn a_hanging_server_times_out_while_other_repositories_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = remote(dir.path());
+    let hanging = hanging_server();
+    let o = WriterOptions {
+        unreachable_cooldown: Duration::ZERO,
+        ..opts()
+    };
+    let w = Writer::new(dir.path().join("cache"), o);
+    let start = Instant::now();
+    let mut stuck = Box::pin(w.submit(key(&hanging), Credentials::None, change("api", "1")));
+    assert!(futures::poll!(&mut stuck).is_pending());
+    let out = w
+        .submit(key(&good), Credentials::None, change("api", "1"))
+        .await
+        .unwrap();
+    assert!(matches!(out, Outcome::Committed { .. }));
+    let good_done = start.elapsed();
+    let err = stuck.await.unwrap_err();
+    let stuck_done = start.elapsed();
+    let GitError::Timeout {
+        operation,
+        after_secs,
+        ..
+    } = &err
+    else {
+        panic!("expected Timeout, got {err:?}")
+    };
+    assert_eq!((operation.as_str(), *after_secs), ("fetch", 2), "{err}");
+    assert!(
+        stuck_done >= Duration::from_millis(1900) && stuck_done < Duration::from_secs(10),
+        "timed out after {stuck_done:?}"
+    );
+    assert!(
+        good_done + Duration::from_millis(500) < stuck_done,
+        "the good repository waited for the hanging one ({good_done:?} vs {stuck_done:?})"
+    );
+    let start = Instant::now();
+    let err = w.probe(key(&hanging), Credentials::None).await.unwrap_err();
+    assert_eq!(err.reason(), "GitTimeout", "{err}");
+    assert!(start.elapsed() < Duration::from_secs(10));
+}
+
+#[tokio::test]
+async fn every_call_has_a_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let hanging = hanging_server();
+    let o = WriterOptions {
+        ask_timeout: Duration::from_millis(300),
+        ..opts()
+    };
+    let w = Writer::new(dir.path().join("cache"), o);
+    let start = Instant::now();
+    let err = w.probe(key(&hanging), Credentials::None).await.unwrap_err();
+    assert!(start.elapsed() < Duration::from_millis(1500));
+    let GitError::Timeout { operation, .. } = &err else {
+        panic!("expected Timeout, got {err:?}")
+    };
+    assert_eq!(operation, "probe");
+}
+
+#[tokio::test]
+async fn a_failed_server_is_not_asked_again_during_the_cooldown() {
+    let dir = tempfile::tempdir().unwrap();
+    let hanging = hanging_server();
+    let cooldown = Duration::from_secs(1);
+    let o = WriterOptions {
+        unreachable_cooldown: cooldown,
+        ..opts()
+    };
+    let w = Writer::new(dir.path().join("cache"), o);
+    let err = w.probe(key(&hanging), Credentials::None).await.unwrap_err();
+    assert_eq!(err.reason(), "GitTimeout", "{err}");
+    let fetches = w.stats().fetches.load(Ordering::Relaxed);
+    let start = Instant::now();
+    let err = w
+        .submit(key(&hanging), Credentials::None, change("api", "1"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.reason(), "GitTimeout", "{err}");
+    assert!(
+        start.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(w.stats().fetches.load(Ordering::Relaxed), fetches);
+    tokio::time::sleep(cooldown).await;
+    let start = Instant::now();
+    let err = w.probe(key(&hanging), Credentials::None).await.unwrap_err();
+    assert_eq!(err.reason(), "GitTimeout", "{err}");
+    assert!(
+        start.elapsed() >= Duration::from_millis(1900),
+        "asked the server again"
+    );
 }

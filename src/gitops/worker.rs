@@ -30,6 +30,8 @@ pub struct Worker {
     stats: Arc<Stats>,
     /// When the cache last matched the remote (a fetch or one of our pushes).
     synced: Cell<Option<Instant>>,
+    /// The last network failure (`Timeout`, `RepositoryUnreachable`) and when it happened.
+    down: RefCell<Option<(Instant, GitError)>>,
     /// Whether the current batch already deleted the cache and cloned it again.
     recloned: Cell<bool>,
 }
@@ -50,6 +52,7 @@ impl Worker {
             opts,
             stats,
             synced: Cell::new(None),
+            down: RefCell::new(None),
             recloned: Cell::new(false),
         }
     }
@@ -239,12 +242,39 @@ impl Worker {
         Repository::init_bare(&self.dir).map_err(corrupt)
     }
 
-    fn network_error(&self, e: &git2::Error, creds: &Credentials, asked: u32) -> GitError {
-        auth::network_error(e, &self.key.url, creds, asked)
+    /// The error of the last network failure, while its cool-down lasts.
+    fn cooling_down(&self) -> Option<GitError> {
+        let down = self.down.borrow();
+        let (at, err) = down.as_ref()?;
+        (at.elapsed() < self.opts.unreachable_cooldown).then(|| err.clone())
+    }
+
+    /// Remembers a network failure for the cool-down; the server answered otherwise.
+    fn note_network(&self, err: Option<&GitError>) {
+        *self.down.borrow_mut() = match err {
+            Some(e @ (GitError::Timeout { .. } | GitError::RepositoryUnreachable { .. })) => {
+                Some((Instant::now(), e.clone()))
+            }
+            _ => None,
+        };
+    }
+
+    fn network_error(
+        &self,
+        e: &git2::Error,
+        creds: &Credentials,
+        asked: u32,
+        operation: &str,
+    ) -> GitError {
+        auth::network_error(e, &self.key.url, creds, asked, operation, &self.opts)
     }
 
     /// Fetches the branch into the tracking ref; returns its commit (`None`: no such branch).
     fn fetch(&self, repo: &Repository, creds: &Credentials) -> Result<Option<Oid>, GitError> {
+        if let Some(err) = self.cooling_down() {
+            debug!(repo = %self.url(), "fetch skipped: the server failed moments ago");
+            return Err(err);
+        }
         // A branch git cannot name would fail the fetch as a local error: a corrupt cache.
         if !git2::Reference::is_valid_name(&format!("refs/heads/{}", self.key.branch)) {
             return Err(self.branch_not_found());
@@ -262,17 +292,20 @@ impl Worker {
         }
         let mut remote = repo
             .remote_anonymous(&self.key.url)
-            .map_err(|e| self.network_error(&e, creds, 0))?;
+            .map_err(|e| self.network_error(&e, creds, 0, "fetch"))?;
         let refspec = format!("+refs/heads/{b}:{tracking}", b = self.key.branch);
         let res = remote.fetch(&[refspec.as_str()], Some(&mut fo), None);
         drop(fo);
         if let Err(e) = res {
-            return Err(match self.network_error(&e, creds, asked.get()) {
+            let err = match self.network_error(&e, creds, asked.get(), "fetch") {
                 // Not the network, not the server: the cache could not take what came.
                 GitError::GitFailed { message } => GitError::CacheCorrupt { message },
                 other => other,
-            });
+            };
+            self.note_network(Some(&err));
+            return Err(err);
         }
+        self.note_network(None);
         self.synced.set(Some(Instant::now()));
         match repo.find_reference(&tracking) {
             Ok(r) => Ok(r.target()),
@@ -429,6 +462,10 @@ impl Worker {
     }
 
     fn push(&self, repo: &Repository, creds: &Credentials, tip: Oid) -> Result<(), PushError> {
+        if let Some(err) = self.cooling_down() {
+            debug!(repo = %self.url(), "push skipped: the server failed moments ago");
+            return Err(PushError::Failed(err));
+        }
         repo.reference(PUSH_REF, tip, true, "push")
             .map_err(|e| PushError::Failed(corrupt(e)))?;
         let host = host_of(&self.key.url);
@@ -445,26 +482,32 @@ impl Worker {
         po.remote_callbacks(cb);
         let mut remote = repo
             .remote_anonymous(&self.key.url)
-            .map_err(|e| PushError::Failed(self.network_error(&e, creds, 0)))?;
+            .map_err(|e| PushError::Failed(self.network_error(&e, creds, 0, "push")))?;
         let refspec = format!("{PUSH_REF}:refs/heads/{}", self.key.branch);
         let res = remote.push(&[refspec.as_str()], Some(&mut po));
         drop(po);
         if let Some(msg) = rejected.borrow().clone() {
+            self.note_network(None);
             return Err(PushError::Rejected(msg));
         }
         match res {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.note_network(None);
+                Ok(())
+            }
             Err(e) if e.code() == ErrorCode::NotFastForward || is_rejection(e.message()) => {
+                self.note_network(None);
                 Err(PushError::Rejected(redact_text(e.message())))
             }
             Err(e) => {
-                let err = match self.network_error(&e, creds, asked.get()) {
+                let err = match self.network_error(&e, creds, asked.get(), "push") {
                     // Packing what we push failed: objects the cache must have are missing.
                     GitError::GitFailed { message } if is_storage(e.class()) => {
                         GitError::CacheCorrupt { message }
                     }
                     other => other,
                 };
+                self.note_network(Some(&err));
                 Err(PushError::Failed(err))
             }
         }
