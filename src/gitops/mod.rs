@@ -10,7 +10,9 @@
 //! written (a path git refuses, a broken kustomization.yaml, a bad author) fails alone and
 //! the rest of its batch is pushed; network operations have connect and I/O timeouts and
 //! every call a deadline (`WriterOptions::ask_timeout`); each repository has its own
-//! worker thread; a server that just failed is not asked again during a short cool-down.
+//! worker thread with a bounded queue; a server that just failed is not asked again during
+//! a short cool-down; idle workers stop and delete their cache; a cache grown full of loose
+//! objects is cloned again.
 
 mod auth;
 mod history;
@@ -20,11 +22,11 @@ mod worker;
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::c_int;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tracing::warn;
 
 pub use history::{LogEntry, file_at, is_ancestor, log};
@@ -324,13 +326,21 @@ pub struct WriterOptions {
     /// (HTTP(S) and SSH; zero: no limit). Process-wide, see `connect_timeout`.
     pub io_timeout: Duration,
     /// How long each `Writer` call waits for its worker's answer before it returns
-    /// `GitError::Timeout`; covers the time the job waits in the queue.
+    /// `GitError::Timeout`; covers the time the job waits in the queue. The job is dropped
+    /// unanswered if the worker reaches it after the caller gave up.
     pub ask_timeout: Duration,
     /// After a `Timeout` or `RepositoryUnreachable`, the worker answers every job that needs
     /// the server (probes included) with the same error at once for this long, instead of
     /// connecting again: a dead server then costs each caller milliseconds, and one
     /// io_timeout per cool-down rather than per job. Jobs the cache can answer are served.
     pub unreachable_cooldown: Duration,
+    /// Most jobs waiting for one worker; more give `GitError::Busy`.
+    pub queue_capacity: usize,
+    /// A worker that got no job for this long stops and deletes its cache folder.
+    pub idle_timeout: Duration,
+    /// A worker whose cache holds more objects it wrote itself (loose objects) than this
+    /// deletes the cache and clones it again (one pack) before its next batch.
+    pub max_loose_objects: u64,
 }
 
 impl std::fmt::Debug for WriterOptions {
@@ -342,6 +352,9 @@ impl std::fmt::Debug for WriterOptions {
             .field("io_timeout", &self.io_timeout)
             .field("ask_timeout", &self.ask_timeout)
             .field("unreachable_cooldown", &self.unreachable_cooldown)
+            .field("queue_capacity", &self.queue_capacity)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("max_loose_objects", &self.max_loose_objects)
             .finish_non_exhaustive()
     }
 }
@@ -359,6 +372,9 @@ impl Default for WriterOptions {
             io_timeout: Duration::from_secs(30),
             ask_timeout: Duration::from_secs(120),
             unreachable_cooldown: Duration::from_secs(5),
+            queue_capacity: 10_000,
+            idle_timeout: Duration::from_secs(600),
+            max_loose_objects: 50_000,
         }
     }
 }
@@ -374,6 +390,9 @@ pub struct Stats {
     pub unchanged: AtomicU64,
     /// Caches deleted and cloned again because they were corrupt.
     pub reclones: AtomicU64,
+    /// Caches deleted and cloned again because they held too many loose objects.
+    pub compactions: AtomicU64,
+    /// Submits waiting in the queues of all workers.
     pub queued: AtomicU64,
 }
 
@@ -389,6 +408,7 @@ impl Stats {
             ("commit", get(&self.commits)),
             ("unchanged", get(&self.unchanged)),
             ("reclone", get(&self.reclones)),
+            ("compact", get(&self.compactions)),
         ]
     }
 
@@ -406,6 +426,7 @@ enum Job {
     Submit {
         change: Box<Change>,
         reply: oneshot::Sender<Result<Outcome, GitError>>,
+        ticket: QueueTicket,
     },
     Probe {
         reply: oneshot::Sender<Result<String, GitError>>,
@@ -433,8 +454,55 @@ enum Job {
     },
 }
 
+impl Job {
+    /// Whether the caller stopped waiting for the answer (its `ask` timed out).
+    fn abandoned(&self) -> bool {
+        match self {
+            Job::Submit { reply, .. } => reply.is_closed(),
+            Job::Probe { reply } => reply.is_closed(),
+            Job::ReadApp { reply, .. } => reply.is_closed(),
+            Job::IsAncestor { reply, .. } => reply.is_closed(),
+            Job::Log { reply, .. } => reply.is_closed(),
+            Job::FileAt { reply, .. } => reply.is_closed(),
+        }
+    }
+}
+
+/// Counts a submit in `Stats::queued` from its creation until the worker takes it out of
+/// its queue, or until it is dropped for any other reason (a full queue, a dead worker).
+struct QueueTicket(Arc<Stats>);
+
+impl QueueTicket {
+    fn new(stats: &Arc<Stats>) -> Self {
+        stats.queued.fetch_add(1, Ordering::Relaxed);
+        QueueTicket(stats.clone())
+    }
+}
+
+impl Drop for QueueTicket {
+    fn drop(&mut self) {
+        self.0.queued.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+type Queued = (Credentials, Job);
+
+/// The sending side of a worker's queue. Jobs are only ever sent with the registry locked,
+/// which is what lets a worker retire without losing a job (see `Worker::retire`). The
+/// queue is an unbounded channel bounded by `depth` (a bounded std channel would allocate
+/// all `queue_capacity` slots up front, for every worker).
 struct WorkerHandle {
-    jobs: mpsc::UnboundedSender<(Credentials, Job)>,
+    id: u64,
+    jobs: std::sync::mpsc::Sender<Queued>,
+    /// Jobs sent and not yet taken by the worker.
+    depth: Arc<AtomicUsize>,
+}
+
+/// The running workers, by repository.
+type Registry = Mutex<HashMap<RepoKey, WorkerHandle>>;
+
+fn lock(registry: &Registry) -> std::sync::MutexGuard<'_, HashMap<RepoKey, WorkerHandle>> {
+    registry.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The git writer: cheap to clone, shared by all reconciles.
@@ -446,8 +514,9 @@ pub struct Writer {
 struct Inner {
     cache_dir: PathBuf,
     opts: WriterOptions,
-    workers: Mutex<HashMap<RepoKey, WorkerHandle>>,
+    workers: Arc<Registry>,
     stats: Arc<Stats>,
+    next_worker: AtomicU64,
 }
 
 impl std::fmt::Debug for Writer {
@@ -505,8 +574,9 @@ impl Writer {
             inner: Arc::new(Inner {
                 cache_dir,
                 opts,
-                workers: Mutex::default(),
+                workers: Arc::default(),
                 stats: Arc::default(),
+                next_worker: AtomicU64::new(0),
             }),
         }
     }
@@ -515,37 +585,65 @@ impl Writer {
         &self.inner.stats
     }
 
+    /// How many workers (threads, each with a cached clone) are running.
+    pub fn workers(&self) -> usize {
+        lock(&self.inner.workers).len()
+    }
+
+    /// Queues a job for the repository's worker, starting the worker if there is none.
     fn send<T>(
         &self,
         key: RepoKey,
         creds: Credentials,
         job: impl FnOnce(oneshot::Sender<T>) -> Job,
-    ) -> oneshot::Receiver<T> {
+    ) -> Result<oneshot::Receiver<T>, GitError> {
         let (tx, rx) = oneshot::channel();
-        let job = job(tx);
-        let mut workers = self.inner.workers.lock().unwrap_or_else(|e| e.into_inner());
-        let mut pending = Some((creds, job));
+        let mut pending = (creds, job(tx));
+        let mut workers = lock(&self.inner.workers);
         if let Some(handle) = workers.get(&key) {
-            match handle.jobs.send(pending.take().unwrap()) {
-                Ok(()) => return rx,
-                Err(mpsc::error::SendError(back)) => pending = Some(back),
+            if handle.depth.load(Ordering::Relaxed) >= self.inner.opts.queue_capacity.max(1) {
+                return Err(GitError::Busy {
+                    url: redact_url(&key.url),
+                });
+            }
+            handle.depth.fetch_add(1, Ordering::Relaxed);
+            match handle.jobs.send(pending) {
+                Ok(()) => return Ok(rx),
+                // The worker is gone (a worker that retires removes its handle first, so
+                // this one died): start another.
+                Err(std::sync::mpsc::SendError(back)) => {
+                    workers.remove(&key);
+                    pending = back;
+                }
             }
         }
-        // No worker yet, or it died: start one.
-        let (jobs, queue) = mpsc::unbounded_channel();
+        let (jobs, queue) = std::sync::mpsc::channel();
+        let depth = Arc::new(AtomicUsize::new(0));
+        let id = self.inner.next_worker.fetch_add(1, Ordering::Relaxed);
         let worker = worker::Worker::new(
             key.clone(),
+            id,
             &self.inner.cache_dir,
             self.inner.opts.clone(),
             self.inner.stats.clone(),
+            Arc::downgrade(&self.inner.workers),
+            depth.clone(),
         );
         std::thread::Builder::new()
             .name(format!("git-{}", short_hash(&key)))
             .spawn(move || worker.run(queue))
-            .expect("spawn git worker thread");
-        let _ = jobs.send(pending.take().unwrap());
-        workers.insert(key, WorkerHandle { jobs });
-        rx
+            .map_err(|e| GitError::GitFailed {
+                message: format!("could not start a git worker thread: {e}"),
+            })?;
+        depth.fetch_add(1, Ordering::Relaxed);
+        if jobs.send(pending).is_err() {
+            // The worker died at once.
+            return Err(GitError::WorkerGone {
+                url: redact_url(&key.url),
+            });
+        }
+        workers.insert(key, WorkerHandle { id, jobs, depth });
+        Ok(rx)
     }
 
     /// Sends a job and waits at most `ask_timeout` for its answer.
@@ -557,7 +655,7 @@ impl Writer {
         job: impl FnOnce(oneshot::Sender<Result<T, GitError>>) -> Job,
     ) -> Result<T, GitError> {
         let url = redact_url(&key.url);
-        let rx = self.send(key, creds, job);
+        let rx = self.send(key, creds, job)?;
         let limit = self.inner.opts.ask_timeout;
         match tokio::time::timeout(limit, rx).await {
             Ok(Ok(res)) => res,
@@ -573,17 +671,19 @@ impl Writer {
     /// Commits and pushes one change; returns its commit. Changes submitted while the worker
     /// is busy go out together in its next push. A change that cannot be written
     /// (`InvalidPath`, `InvalidKustomization`, `InvalidAuthor`) fails alone; the others of
-    /// its push are committed. Every method answers within `ask_timeout` (`Timeout`).
+    /// its push are committed. Every method answers within `ask_timeout` (`Timeout`) and
+    /// says `Busy` at once when the repository's queue is full.
     pub async fn submit(
         &self,
         key: RepoKey,
         creds: Credentials,
         change: Change,
     ) -> Result<Outcome, GitError> {
-        self.inner.stats.queued.fetch_add(1, Ordering::Relaxed);
+        let ticket = QueueTicket::new(&self.inner.stats);
         self.ask(key, creds, "submit", |reply| Job::Submit {
             change: Box::new(change),
             reply,
+            ticket,
         })
         .await
     }

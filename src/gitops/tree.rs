@@ -1,6 +1,7 @@
 //! Tree editing in memory: write an app folder from files, replace or remove it inside a
 //! tree, and keep the environment's kustomization.yaml listing the app folders.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 
 use git2::{ErrorCode, FileMode, Oid, Repository, Tree};
@@ -46,15 +47,21 @@ pub fn components(path: &str) -> Result<Vec<&str>, GitError> {
     Ok(parts)
 }
 
-/// Writes a tree holding `files` (paths relative to it); returns its id.
-pub fn write_files(repo: &Repository, files: &BTreeMap<String, Vec<u8>>) -> Result<Oid, GitError> {
-    write_folder(repo, "", files)
+/// Writes a tree holding `files` (paths relative to it); returns its id. `written` counts
+/// the objects written.
+pub fn write_files(
+    repo: &Repository,
+    files: &BTreeMap<String, Vec<u8>>,
+    written: &Cell<u64>,
+) -> Result<Oid, GitError> {
+    write_folder(repo, "", files, written)
 }
 
 fn write_folder(
     repo: &Repository,
     prefix: &str,
     files: &BTreeMap<String, Vec<u8>>,
+    written: &Cell<u64>,
 ) -> Result<Oid, GitError> {
     // Group by first component; recurse into folders.
     let mut here: BTreeMap<&str, Oid> = BTreeMap::new();
@@ -71,6 +78,7 @@ fn write_folder(
         match parts.split_first() {
             Some((name, [])) => {
                 here.insert(name, repo.blob(bytes).map_err(corrupt)?);
+                written.set(written.get() + 1);
             }
             Some((name, rest)) => {
                 below
@@ -89,23 +97,26 @@ fn write_folder(
     }
     for (name, sub) in below {
         let folder = format!("{prefix}{name}/");
-        let oid = write_folder(repo, &folder, &sub)?;
+        let oid = write_folder(repo, &folder, &sub, written)?;
         builder
             .insert(name, oid, FileMode::Tree.into())
             .map_err(|e| refused(folder.trim_end_matches('/'), e))?;
     }
+    written.set(written.get() + 1);
     builder.write().map_err(corrupt)
 }
 
 /// Puts `entry` (an id and mode) at `path` inside `base`, or removes what is there when
-/// `entry` is `None`; folders left empty are removed. Returns the new root tree.
+/// `entry` is `None`; folders left empty are removed. Returns the new root tree. `written`
+/// counts the objects written.
 pub fn upsert(
     repo: &Repository,
     base: Option<&Tree<'_>>,
     path: &[&str],
     entry: Option<(Oid, FileMode)>,
+    written: &Cell<u64>,
 ) -> Result<Option<Oid>, GitError> {
-    upsert_below(repo, base, path, 0, entry)
+    upsert_below(repo, base, path, 0, entry, written)
 }
 
 /// `upsert` of `path[depth..]` in `base`, the tree at `path[..depth]`.
@@ -115,6 +126,7 @@ fn upsert_below(
     path: &[&str],
     depth: usize,
     entry: Option<(Oid, FileMode)>,
+    written: &Cell<u64>,
 ) -> Result<Option<Oid>, GitError> {
     let Some((name, rest)) = path.get(depth..).and_then(|p| p.split_first()) else {
         return Err(GitError::InvalidPath {
@@ -134,7 +146,8 @@ fn upsert_below(
             }
             _ => None,
         };
-        upsert_below(repo, sub.as_ref(), path, depth + 1, entry)?.map(|oid| (oid, FileMode::Tree))
+        upsert_below(repo, sub.as_ref(), path, depth + 1, entry, written)?
+            .map(|oid| (oid, FileMode::Tree))
     };
     let existed = existing.is_some();
     drop(existing);
@@ -152,6 +165,7 @@ fn upsert_below(
     if builder.is_empty() {
         return Ok(None);
     }
+    written.set(written.get() + 1);
     builder.write().map(Some).map_err(corrupt)
 }
 

@@ -3,35 +3,44 @@
 
 use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use git2::{
     AutotagOption, ErrorClass, ErrorCode, FetchOptions, FileMode, Oid, PushOptions, Repository,
     Signature,
 };
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tracing::{debug, info, warn};
 
 use super::auth::{self, host_of};
 use super::tree::{self, components};
 use super::{
-    Author, Change, Credentials, GitError, Job, Outcome, RepoKey, Stats, WriterOptions, history,
-    redact_text, short_hash,
+    Author, Change, Credentials, GitError, Job, Outcome, Queued, RepoKey, Stats, WriterOptions,
+    history, lock, redact_text, short_hash,
 };
 
 const PUSH_REF: &str = "refs/tumbler/push";
 
 pub struct Worker {
     key: RepoKey,
+    /// Tells this worker's handle in the registry from a successor's.
+    id: u64,
     dir: PathBuf,
     opts: WriterOptions,
     stats: Arc<Stats>,
+    /// The Writer's workers, to remove this one's handle when it retires.
+    registry: Weak<super::Registry>,
+    /// Jobs in the queue (the Writer adds, the worker takes away).
+    depth: Arc<AtomicUsize>,
     /// When the cache last matched the remote (a fetch or one of our pushes).
     synced: Cell<Option<Instant>>,
     /// The last network failure (`Timeout`, `RepositoryUnreachable`) and when it happened.
     down: RefCell<Option<(Instant, GitError)>>,
+    /// Objects written into the cache since it was created (they are loose objects).
+    loose: Cell<u64>,
     /// Whether the current batch already deleted the cache and cloned it again.
     recloned: Cell<bool>,
 }
@@ -44,15 +53,27 @@ enum PushError {
 }
 
 impl Worker {
-    pub fn new(key: RepoKey, cache_dir: &Path, opts: WriterOptions, stats: Arc<Stats>) -> Self {
+    pub fn new(
+        key: RepoKey,
+        id: u64,
+        cache_dir: &Path,
+        opts: WriterOptions,
+        stats: Arc<Stats>,
+        registry: Weak<super::Registry>,
+        depth: Arc<AtomicUsize>,
+    ) -> Self {
         let dir = cache_dir.join(short_hash(&key));
         Worker {
             key,
+            id,
             dir,
             opts,
             stats,
+            registry,
+            depth,
             synced: Cell::new(None),
             down: RefCell::new(None),
+            loose: Cell::new(0),
             recloned: Cell::new(false),
         }
     }
@@ -65,28 +86,80 @@ impl Worker {
         redact_text(&self.key.url)
     }
 
-    /// Serves jobs until every sender is gone.
-    pub fn run(self, mut queue: mpsc::UnboundedReceiver<(Credentials, Job)>) {
-        while let Some(first) = queue.blocking_recv() {
+    /// Serves jobs until the Writer is gone or no job came for `idle_timeout`.
+    pub fn run(self, queue: Receiver<Queued>) {
+        loop {
+            let first = match queue.recv_timeout(self.opts.idle_timeout) {
+                Ok(job) => job,
+                Err(RecvTimeoutError::Timeout) => match self.retire(&queue) {
+                    Some(job) => job,
+                    None => return,
+                },
+                Err(RecvTimeoutError::Disconnected) => return,
+            };
             let mut batch = vec![first];
-            while batch.len() < self.opts.max_batch {
+            while batch.len() < self.opts.max_batch.max(1) {
                 match queue.try_recv() {
                     Ok(job) => batch.push(job),
                     Err(_) => break,
                 }
             }
+            self.depth.fetch_sub(batch.len(), Ordering::Relaxed);
             self.serve(batch);
         }
     }
 
-    fn serve(&self, batch: Vec<(Credentials, Job)>) {
+    /// Stops an idle worker: removes its handle from the registry and deletes its cache.
+    /// Jobs are only sent with the registry locked, so once the queue is seen empty under
+    /// the lock and the handle is gone, no job can reach this worker any more; a job that
+    /// came just before is served instead. The cache folder is moved aside under the lock,
+    /// so a successor for the same repository never sees it half deleted.
+    fn retire(&self, queue: &Receiver<Queued>) -> Option<Queued> {
+        let registry = self.registry.upgrade()?;
+        let mut workers = lock(&registry);
+        if let Ok(job) = queue.try_recv() {
+            return Some(job);
+        }
+        if workers.get(&self.key).is_none_or(|h| h.id != self.id) {
+            return None;
+        }
+        workers.remove(&self.key);
+        let mut trash = self.dir.clone().into_os_string();
+        trash.push(format!(".retired-{}-{}", std::process::id(), self.id));
+        let trash = PathBuf::from(trash);
+        let moved = std::fs::rename(&self.dir, &trash).is_ok();
+        if !moved {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+        drop(workers);
+        if moved {
+            let _ = std::fs::remove_dir_all(&trash);
+        }
+        debug!(repo = %self.url(), "idle git worker stopped; cache deleted");
+        None
+    }
+
+    fn serve(&self, batch: Vec<Queued>) {
         self.recloned.set(false);
+        if self.loose.get() > self.opts.max_loose_objects {
+            info!(repo = %self.url(), objects = self.loose.get(), "git cache holds many loose objects; cloning it again");
+            self.stats.compactions.fetch_add(1, Ordering::Relaxed);
+            self.discard_cache();
+        }
         let mut submits: Vec<(Credentials, Box<Change>, Reply)> = vec![];
         let mut others = vec![];
         for (creds, job) in batch {
+            // Nobody waits for the answer any more: the caller will ask again.
+            if job.abandoned() {
+                continue;
+            }
             match job {
-                Job::Submit { change, reply } => {
-                    self.stats.queued.fetch_sub(1, Ordering::Relaxed);
+                Job::Submit {
+                    change,
+                    reply,
+                    ticket,
+                } => {
+                    drop(ticket);
                     submits.push((creds, change, reply));
                 }
                 other => others.push((creds, other)),
@@ -224,6 +297,7 @@ impl Worker {
 
     fn discard_cache(&self) {
         let _ = std::fs::remove_dir_all(&self.dir);
+        self.loose.set(0);
         self.synced.set(None);
     }
 
@@ -238,6 +312,7 @@ impl Worker {
         std::fs::create_dir_all(&self.dir).map_err(|e| GitError::GitFailed {
             message: format!("cannot create the cache folder: {e}"),
         })?;
+        self.loose.set(0);
         self.synced.set(None);
         Repository::init_bare(&self.dir).map_err(corrupt)
     }
@@ -451,13 +526,14 @@ impl Worker {
         let sig = signature(&change.author)?;
         let parent = repo.find_commit(tip).map_err(corrupt)?;
         let base = parent.tree().map_err(corrupt)?;
-        let Some(new_tree) = apply(repo, &base, change)? else {
+        let Some(new_tree) = apply(repo, &base, change, &self.loose)? else {
             return Ok(None);
         };
         let tree = repo.find_tree(new_tree).map_err(corrupt)?;
         let oid = repo
             .commit(None, &sig, &sig, &change.message(), &tree, &[&parent])
             .map_err(corrupt)?;
+        self.loose.set(self.loose.get() + 1);
         Ok(Some(oid))
     }
 
@@ -552,11 +628,13 @@ fn is_rejection(message: &str) -> bool {
         || m.contains("non-fastforward")
 }
 
-/// Applies one change to a tree; `None` when the result equals the base.
+/// Applies one change to a tree; `None` when the result equals the base. `written`
+/// counts the objects written.
 pub fn apply(
     repo: &Repository,
     base: &git2::Tree<'_>,
     change: &Change,
+    written: &Cell<u64>,
 ) -> Result<Option<Oid>, GitError> {
     let env_parts = components(&change.env_path)?;
     let app_parts = components(&change.app)?;
@@ -571,7 +649,7 @@ pub fn apply(
     let app_folder = app_path.join("/");
     let entry = match &change.files {
         Some(files) if !files.is_empty() => {
-            let id = tree::write_files(repo, files).map_err(|e| match e {
+            let id = tree::write_files(repo, files, written).map_err(|e| match e {
                 GitError::InvalidPath { path, message } => GitError::InvalidPath {
                     path: format!("{app_folder}/{path}"),
                     message,
@@ -582,8 +660,9 @@ pub fn apply(
         }
         _ => None,
     };
-    let root = tree::upsert(repo, Some(base), &app_path, entry)?;
+    let root = tree::upsert(repo, Some(base), &app_path, entry, written)?;
     let empty = || {
+        written.set(written.get() + 1);
         repo.treebuilder(None)
             .and_then(|b| b.write())
             .map_err(corrupt)
@@ -607,6 +686,7 @@ pub fn apply(
     )? {
         Some(bytes) => {
             let blob = repo.blob(&bytes).map_err(corrupt)?;
+            written.set(written.get() + 1);
             let mut kparts = env_parts.clone();
             kparts.push("kustomization.yaml");
             match tree::upsert(
@@ -614,6 +694,7 @@ pub fn apply(
                 Some(&root_tree),
                 &kparts,
                 Some((blob, FileMode::Blob)),
+                written,
             )? {
                 Some(r) => r,
                 None => empty()?,
