@@ -4,7 +4,7 @@
 //! The modules follow the flow: [`api`] (the CRD types) → [`render`] (pure) → [`gitops`]
 //! (git only) → [`flux`] (what Flux reports) → [`controller`] (the reconcilers, the only
 //! part that talks to Kubernetes besides [`cli`]).
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod api;
 pub mod cli;

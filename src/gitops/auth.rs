@@ -5,7 +5,7 @@ use std::cell::Cell;
 
 use git2::{CertificateCheckStatus, Cred, CredentialType, ErrorClass, ErrorCode, RemoteCallbacks};
 
-use super::{Credentials, GitError, redact_text};
+use super::{Credentials, GitError, WriterOptions, redact_text};
 
 /// Callbacks that answer the first credential request and refuse the next (libgit2 asks
 /// again after a rejection, forever if allowed).
@@ -114,8 +114,16 @@ pub fn host_of(url: &str) -> String {
     authority.split(':').next().unwrap_or(authority).to_string()
 }
 
-/// Maps a libgit2 error of a network operation to a `GitError`, scrubbing secrets.
-pub fn network_error(err: &git2::Error, url: &str, creds: &Credentials, asked: u32) -> GitError {
+/// Maps a libgit2 error of the network operation `operation` (`fetch`, `push`) to a
+/// `GitError`, scrubbing secrets. `GitFailed` means libgit2 did not blame the network.
+pub fn network_error(
+    err: &git2::Error,
+    url: &str,
+    creds: &Credentials,
+    asked: u32,
+    operation: &str,
+    opts: &WriterOptions,
+) -> GitError {
     let url = redact_text(url);
     let mut message = redact_text(err.message());
     for secret in creds.secrets() {
@@ -124,6 +132,21 @@ pub fn network_error(err: &git2::Error, url: &str, creds: &Credentials, asked: u
         }
     }
     let lower = message.to_lowercase();
+    // libgit2 1.9: "failed to connect to <host>: Operation timed out" (connect_timeout) and
+    // "could not read from socket: timed out" / "could not write to socket: timed out"
+    // (io_timeout, code GIT_TIMEOUT); libssh2 says "timed out waiting ...".
+    if err.code() == ErrorCode::Timeout || lower.contains("timed out") {
+        let limit = if lower.contains("connect") {
+            opts.connect_timeout
+        } else {
+            opts.io_timeout
+        };
+        return GitError::Timeout {
+            url,
+            operation: operation.to_string(),
+            after_secs: super::secs_ceil(limit),
+        };
+    }
     if err.code() == ErrorCode::Auth
         || lower.contains("authentication")
         || lower.contains("401")

@@ -82,17 +82,17 @@ pub fn log_from(
     env_path: Option<&str>,
     app: Option<&str>,
     limit: usize,
-) -> Result<Vec<LogEntry>, GitError> {
-    let mut walk = repo.revwalk().map_err(git)?;
-    walk.push(head).map_err(git)?;
-    walk.simplify_first_parent().map_err(git)?;
-    walk.set_sorting(Sort::NONE).map_err(git)?;
+) -> Result<Vec<LogEntry>, git2::Error> {
+    let mut walk = repo.revwalk()?;
+    walk.push(head)?;
+    walk.simplify_first_parent()?;
+    walk.set_sorting(Sort::NONE)?;
     let mut out = vec![];
     for oid in walk {
         if out.len() >= limit {
             break;
         }
-        let commit = repo.find_commit(oid.map_err(git)?).map_err(git)?;
+        let commit = repo.find_commit(oid?)?;
         let Some(e) = entry(&commit) else { continue };
         if env_path.is_some_and(|p| p != e.path) || app.is_some_and(|a| a != e.app) {
             continue;
@@ -116,7 +116,7 @@ pub fn log(
         .and_then(|o| o.peel_to_commit())
         .map_err(git)?
         .id();
-    log_from(&repo, head, env_path, app, limit)
+    log_from(&repo, head, env_path, app, limit).map_err(git)
 }
 
 /// A file at a commit of a local clone.

@@ -3,8 +3,16 @@
 //! read back from commit trailers. Talks only to git, never to Kubernetes.
 //!
 //! libgit2 is kept on a short leash: a worker opens its repository per batch and drops it
-//! afterwards, holds nothing per Release, and a cache it cannot use is deleted and cloned
-//! again rather than repaired.
+//! afterwards, holds nothing per Release, and a cache that is corrupt (and only then) is
+//! deleted and cloned again rather than repaired.
+//!
+//! Nothing one input or one server does can stall the rest: a change that cannot be
+//! written (a path git refuses, a broken kustomization.yaml, a bad author) fails alone and
+//! the rest of its batch is pushed; network operations have connect and I/O timeouts and
+//! every call a deadline (`WriterOptions::ask_timeout`); each repository has its own
+//! worker thread with a bounded queue; a server that just failed is not asked again during
+//! a short cool-down; idle workers stop and delete their cache; a cache grown full of loose
+//! objects is cloned again.
 
 mod auth;
 mod history;
@@ -12,12 +20,14 @@ mod tree;
 mod worker;
 
 use std::collections::{BTreeMap, HashMap};
+use std::ffi::c_int;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
+use tracing::warn;
 
 pub use history::{LogEntry, file_at, is_ancestor, log};
 
@@ -147,6 +157,8 @@ impl Change {
             self.env_path,
             self.kind.action()
         )
+        // libgit2 takes the message as a C string.
+        .replace('\0', "")
     }
 }
 
@@ -173,7 +185,12 @@ impl Outcome {
 }
 
 /// Errors of the writer. Messages never contain credentials; URLs are redacted.
-#[derive(Debug, thiserror::Error)]
+///
+/// Three kinds matter to callers: terminal errors ([`GitError::is_terminal`]) need a person
+/// and will not go away by retrying; per-change errors ([`GitError::is_per_change`]) concern
+/// one change only and never fail the other changes of its batch; everything else is
+/// transient and worth retrying later.
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum GitError {
     #[error(
         "authentication to {url} failed: check the username/password or deploy key in the Environment's Secret"
@@ -181,6 +198,14 @@ pub enum GitError {
     AuthenticationFailed { url: String },
     #[error("repository {url} is unreachable: {message}")]
     RepositoryUnreachable { url: String, message: String },
+    #[error(
+        "git {operation} on {url} did not answer within {after_secs}s; the server is slow or down, retrying later"
+    )]
+    Timeout {
+        url: String,
+        operation: String,
+        after_secs: u64,
+    },
     #[error("branch {branch:?} does not exist in {url}: create it, or fix spec.repository.branch")]
     BranchNotFound { url: String, branch: String },
     #[error("push to {url} was rejected {attempts} times in a row: {message}")]
@@ -191,23 +216,60 @@ pub enum GitError {
     },
     #[error("invalid path {path:?}: {message}")]
     InvalidPath { path: String, message: String },
-    #[error("git: {message}")]
-    GitFailed { message: String },
+    #[error("{path} in git is invalid: {message}; fix it by hand in the repository")]
+    InvalidKustomization { path: String, message: String },
+    #[error("invalid commit author: {message}; fix the Environment's spec.commit.author")]
+    InvalidAuthor { message: String },
+    #[error("the local git cache is corrupt ({message}); it is cloned again")]
+    CacheCorrupt { message: String },
+    #[error("the git writer for {url} has too many queued jobs; retrying later")]
+    Busy { url: String },
     #[error("the git writer for {url} stopped")]
     WorkerGone { url: String },
+    #[error("git: {message}")]
+    GitFailed { message: String },
 }
 
 impl GitError {
+    /// CamelCase reason for conditions, events and metrics.
     pub fn reason(&self) -> &'static str {
         match self {
             GitError::AuthenticationFailed { .. } => "AuthenticationFailed",
             GitError::RepositoryUnreachable { .. } => "RepositoryUnreachable",
+            GitError::Timeout { .. } => "GitTimeout",
             GitError::BranchNotFound { .. } => "BranchNotFound",
             GitError::PushRejected { .. } => "PushRejected",
             GitError::InvalidPath { .. } => "InvalidPath",
-            GitError::GitFailed { .. } => "GitFailed",
-            GitError::WorkerGone { .. } => "GitFailed",
+            GitError::InvalidKustomization { .. } => "InvalidKustomization",
+            GitError::InvalidAuthor { .. } => "InvalidAuthor",
+            GitError::CacheCorrupt { .. } => "GitCacheCorrupt",
+            GitError::Busy { .. } => "GitBusy",
+            GitError::WorkerGone { .. } | GitError::GitFailed { .. } => "GitFailed",
         }
+    }
+
+    /// Whether only a person can fix this (credentials, branch, paths, the repository's
+    /// kustomization.yaml, the author); retrying without a change does not help.
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            GitError::AuthenticationFailed { .. }
+                | GitError::BranchNotFound { .. }
+                | GitError::InvalidPath { .. }
+                | GitError::InvalidKustomization { .. }
+                | GitError::InvalidAuthor { .. }
+        )
+    }
+
+    /// Whether this concerns one change only: the change is skipped and the rest of its
+    /// batch is committed and pushed.
+    pub fn is_per_change(&self) -> bool {
+        matches!(
+            self,
+            GitError::InvalidPath { .. }
+                | GitError::InvalidKustomization { .. }
+                | GitError::InvalidAuthor { .. }
+        )
     }
 }
 
@@ -255,6 +317,30 @@ pub struct WriterOptions {
     pub before_push: Option<BeforePush>,
     /// `read_app` answers from the cache when it matched the remote this recently.
     pub read_freshness: Duration,
+    /// How long libgit2 waits for a TCP connection to a git server (zero: no limit).
+    ///
+    /// libgit2 keeps this (and `io_timeout`) in process-wide settings: the first `Writer`
+    /// created in the process sets both, later Writers with other values only log a warning.
+    pub connect_timeout: Duration,
+    /// How long libgit2 waits for a git server to accept or send data on an open connection
+    /// (HTTP(S) and SSH; zero: no limit). Process-wide, see `connect_timeout`.
+    pub io_timeout: Duration,
+    /// How long each `Writer` call waits for its worker's answer before it returns
+    /// `GitError::Timeout`; covers the time the job waits in the queue. The job is dropped
+    /// unanswered if the worker reaches it after the caller gave up.
+    pub ask_timeout: Duration,
+    /// After a `Timeout` or `RepositoryUnreachable`, the worker answers every job that needs
+    /// the server (probes included) with the same error at once for this long, instead of
+    /// connecting again: a dead server then costs each caller milliseconds, and one
+    /// io_timeout per cool-down rather than per job. Jobs the cache can answer are served.
+    pub unreachable_cooldown: Duration,
+    /// Most jobs waiting for one worker; more give `GitError::Busy`.
+    pub queue_capacity: usize,
+    /// A worker that got no job for this long stops and deletes its cache folder.
+    pub idle_timeout: Duration,
+    /// A worker whose cache holds more objects it wrote itself (loose objects) than this
+    /// deletes the cache and clones it again (one pack) before its next batch.
+    pub max_loose_objects: u64,
 }
 
 impl std::fmt::Debug for WriterOptions {
@@ -262,6 +348,13 @@ impl std::fmt::Debug for WriterOptions {
         f.debug_struct("WriterOptions")
             .field("push_attempts", &self.push_attempts)
             .field("max_batch", &self.max_batch)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("io_timeout", &self.io_timeout)
+            .field("ask_timeout", &self.ask_timeout)
+            .field("unreachable_cooldown", &self.unreachable_cooldown)
+            .field("queue_capacity", &self.queue_capacity)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("max_loose_objects", &self.max_loose_objects)
             .finish_non_exhaustive()
     }
 }
@@ -275,6 +368,13 @@ impl Default for WriterOptions {
             history_depth: 1000,
             before_push: None,
             read_freshness: Duration::from_secs(2),
+            connect_timeout: Duration::from_secs(10),
+            io_timeout: Duration::from_secs(30),
+            ask_timeout: Duration::from_secs(120),
+            unreachable_cooldown: Duration::from_secs(5),
+            queue_capacity: 10_000,
+            idle_timeout: Duration::from_secs(600),
+            max_loose_objects: 50_000,
         }
     }
 }
@@ -288,7 +388,11 @@ pub struct Stats {
     pub conflicts: AtomicU64,
     pub commits: AtomicU64,
     pub unchanged: AtomicU64,
+    /// Caches deleted and cloned again because they were corrupt.
     pub reclones: AtomicU64,
+    /// Caches deleted and cloned again because they held too many loose objects.
+    pub compactions: AtomicU64,
+    /// Submits waiting in the queues of all workers.
     pub queued: AtomicU64,
 }
 
@@ -304,6 +408,7 @@ impl Stats {
             ("commit", get(&self.commits)),
             ("unchanged", get(&self.unchanged)),
             ("reclone", get(&self.reclones)),
+            ("compact", get(&self.compactions)),
         ]
     }
 
@@ -321,6 +426,7 @@ enum Job {
     Submit {
         change: Box<Change>,
         reply: oneshot::Sender<Result<Outcome, GitError>>,
+        ticket: QueueTicket,
     },
     Probe {
         reply: oneshot::Sender<Result<String, GitError>>,
@@ -348,8 +454,55 @@ enum Job {
     },
 }
 
+impl Job {
+    /// Whether the caller stopped waiting for the answer (its `ask` timed out).
+    fn abandoned(&self) -> bool {
+        match self {
+            Job::Submit { reply, .. } => reply.is_closed(),
+            Job::Probe { reply } => reply.is_closed(),
+            Job::ReadApp { reply, .. } => reply.is_closed(),
+            Job::IsAncestor { reply, .. } => reply.is_closed(),
+            Job::Log { reply, .. } => reply.is_closed(),
+            Job::FileAt { reply, .. } => reply.is_closed(),
+        }
+    }
+}
+
+/// Counts a submit in `Stats::queued` from its creation until the worker takes it out of
+/// its queue, or until it is dropped for any other reason (a full queue, a dead worker).
+struct QueueTicket(Arc<Stats>);
+
+impl QueueTicket {
+    fn new(stats: &Arc<Stats>) -> Self {
+        stats.queued.fetch_add(1, Ordering::Relaxed);
+        QueueTicket(stats.clone())
+    }
+}
+
+impl Drop for QueueTicket {
+    fn drop(&mut self) {
+        self.0.queued.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+type Queued = (Credentials, Job);
+
+/// The sending side of a worker's queue. Jobs are only ever sent with the registry locked,
+/// which is what lets a worker retire without losing a job (see `Worker::retire`). The
+/// queue is an unbounded channel bounded by `depth` (a bounded std channel would allocate
+/// all `queue_capacity` slots up front, for every worker).
 struct WorkerHandle {
-    jobs: mpsc::UnboundedSender<(Credentials, Job)>,
+    id: u64,
+    jobs: std::sync::mpsc::Sender<Queued>,
+    /// Jobs sent and not yet taken by the worker.
+    depth: Arc<AtomicUsize>,
+}
+
+/// The running workers, by repository.
+type Registry = Mutex<HashMap<RepoKey, WorkerHandle>>;
+
+fn lock(registry: &Registry) -> std::sync::MutexGuard<'_, HashMap<RepoKey, WorkerHandle>> {
+    registry.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The git writer: cheap to clone, shared by all reconciles.
@@ -361,8 +514,9 @@ pub struct Writer {
 struct Inner {
     cache_dir: PathBuf,
     opts: WriterOptions,
-    workers: Mutex<HashMap<RepoKey, WorkerHandle>>,
+    workers: Arc<Registry>,
     stats: Arc<Stats>,
+    next_worker: AtomicU64,
 }
 
 impl std::fmt::Debug for Writer {
@@ -373,14 +527,56 @@ impl std::fmt::Debug for Writer {
     }
 }
 
+/// Sets libgit2's process-wide connect and I/O timeouts, once per process: the first
+/// Writer's values apply.
+fn set_network_timeouts(connect: Duration, io: Duration) {
+    static APPLIED: OnceLock<(Duration, Duration)> = OnceLock::new();
+    let applied = *APPLIED.get_or_init(|| {
+        apply_network_timeouts(connect, io);
+        (connect, io)
+    });
+    if applied != (connect, io) {
+        warn!(
+            connect_timeout = ?applied.0,
+            io_timeout = ?applied.1,
+            "libgit2's timeouts are process-wide and already set; this Writer's are ignored"
+        );
+    }
+}
+
+#[allow(unsafe_code)]
+fn apply_network_timeouts(connect: Duration, io: Duration) {
+    let millis = |d: Duration| c_int::try_from(d.as_millis()).unwrap_or(c_int::MAX);
+    // SAFETY: the setters write two plain ints that libgit2 reads when it opens a socket or
+    // an SSH session. This runs once per process, inside `OnceLock::get_or_init` in
+    // `Writer::new`: concurrent `Writer::new` calls wait for it, and every libgit2 network
+    // operation of this crate runs on a worker thread that a Writer starts after its
+    // `new` returned, so the writes happen before any read and never race with one.
+    let res = unsafe {
+        git2::opts::set_server_connect_timeout_in_milliseconds(millis(connect))
+            .and_then(|()| git2::opts::set_server_timeout_in_milliseconds(millis(io)))
+    };
+    if let Err(e) = res {
+        warn!(error = %e.message(), "could not set libgit2's network timeouts");
+    }
+}
+
+fn secs_ceil(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
 impl Writer {
+    /// A writer keeping its cached clones under `cache_dir`. Sets libgit2's process-wide
+    /// network timeouts the first time a Writer is made (see `WriterOptions::connect_timeout`).
     pub fn new(cache_dir: PathBuf, opts: WriterOptions) -> Self {
+        set_network_timeouts(opts.connect_timeout, opts.io_timeout);
         Writer {
             inner: Arc::new(Inner {
                 cache_dir,
                 opts,
-                workers: Mutex::default(),
+                workers: Arc::default(),
                 stats: Arc::default(),
+                next_worker: AtomicU64::new(0),
             }),
         }
     }
@@ -389,63 +585,105 @@ impl Writer {
         &self.inner.stats
     }
 
+    /// How many workers (threads, each with a cached clone) are running.
+    pub fn workers(&self) -> usize {
+        lock(&self.inner.workers).len()
+    }
+
+    /// Queues a job for the repository's worker, starting the worker if there is none.
     fn send<T>(
         &self,
         key: RepoKey,
         creds: Credentials,
         job: impl FnOnce(oneshot::Sender<T>) -> Job,
-    ) -> oneshot::Receiver<T> {
+    ) -> Result<oneshot::Receiver<T>, GitError> {
         let (tx, rx) = oneshot::channel();
-        let job = job(tx);
-        let mut workers = self.inner.workers.lock().unwrap_or_else(|e| e.into_inner());
-        let mut pending = Some((creds, job));
+        let mut pending = (creds, job(tx));
+        let mut workers = lock(&self.inner.workers);
         if let Some(handle) = workers.get(&key) {
-            match handle.jobs.send(pending.take().unwrap()) {
-                Ok(()) => return rx,
-                Err(mpsc::error::SendError(back)) => pending = Some(back),
+            if handle.depth.load(Ordering::Relaxed) >= self.inner.opts.queue_capacity.max(1) {
+                return Err(GitError::Busy {
+                    url: redact_url(&key.url),
+                });
+            }
+            handle.depth.fetch_add(1, Ordering::Relaxed);
+            match handle.jobs.send(pending) {
+                Ok(()) => return Ok(rx),
+                // The worker is gone (a worker that retires removes its handle first, so
+                // this one died): start another.
+                Err(std::sync::mpsc::SendError(back)) => {
+                    workers.remove(&key);
+                    pending = back;
+                }
             }
         }
-        // No worker yet, or it died: start one.
-        let (jobs, queue) = mpsc::unbounded_channel();
+        let (jobs, queue) = std::sync::mpsc::channel();
+        let depth = Arc::new(AtomicUsize::new(0));
+        let id = self.inner.next_worker.fetch_add(1, Ordering::Relaxed);
         let worker = worker::Worker::new(
             key.clone(),
+            id,
             &self.inner.cache_dir,
             self.inner.opts.clone(),
             self.inner.stats.clone(),
+            Arc::downgrade(&self.inner.workers),
+            depth.clone(),
         );
         std::thread::Builder::new()
             .name(format!("git-{}", short_hash(&key)))
             .spawn(move || worker.run(queue))
-            .expect("spawn git worker thread");
-        let _ = jobs.send(pending.take().unwrap());
-        workers.insert(key, WorkerHandle { jobs });
-        rx
+            .map_err(|e| GitError::GitFailed {
+                message: format!("could not start a git worker thread: {e}"),
+            })?;
+        depth.fetch_add(1, Ordering::Relaxed);
+        if jobs.send(pending).is_err() {
+            // The worker died at once.
+            return Err(GitError::WorkerGone {
+                url: redact_url(&key.url),
+            });
+        }
+        workers.insert(key, WorkerHandle { id, jobs, depth });
+        Ok(rx)
     }
 
+    /// Sends a job and waits at most `ask_timeout` for its answer.
     async fn ask<T>(
         &self,
         key: RepoKey,
         creds: Credentials,
+        operation: &'static str,
         job: impl FnOnce(oneshot::Sender<Result<T, GitError>>) -> Job,
     ) -> Result<T, GitError> {
         let url = redact_url(&key.url);
-        self.send(key, creds, job)
-            .await
-            .unwrap_or(Err(GitError::WorkerGone { url }))
+        let rx = self.send(key, creds, job)?;
+        let limit = self.inner.opts.ask_timeout;
+        match tokio::time::timeout(limit, rx).await {
+            Ok(Ok(res)) => res,
+            Ok(Err(_)) => Err(GitError::WorkerGone { url }),
+            Err(_) => Err(GitError::Timeout {
+                url,
+                operation: operation.to_string(),
+                after_secs: secs_ceil(limit),
+            }),
+        }
     }
 
     /// Commits and pushes one change; returns its commit. Changes submitted while the worker
-    /// is busy go out together in its next push.
+    /// is busy go out together in its next push. A change that cannot be written
+    /// (`InvalidPath`, `InvalidKustomization`, `InvalidAuthor`) fails alone; the others of
+    /// its push are committed. Every method answers within `ask_timeout` (`Timeout`) and
+    /// says `Busy` at once when the repository's queue is full.
     pub async fn submit(
         &self,
         key: RepoKey,
         creds: Credentials,
         change: Change,
     ) -> Result<Outcome, GitError> {
-        self.inner.stats.queued.fetch_add(1, Ordering::Relaxed);
-        self.ask(key, creds, |reply| Job::Submit {
+        let ticket = QueueTicket::new(&self.inner.stats);
+        self.ask(key, creds, "submit", |reply| Job::Submit {
             change: Box::new(change),
             reply,
+            ticket,
         })
         .await
     }
@@ -453,7 +691,8 @@ impl Writer {
     /// Fetches the branch; returns its head. Proves the repository is reachable with these
     /// credentials and the branch exists.
     pub async fn probe(&self, key: RepoKey, creds: Credentials) -> Result<String, GitError> {
-        self.ask(key, creds, |reply| Job::Probe { reply }).await
+        self.ask(key, creds, "probe", |reply| Job::Probe { reply })
+            .await
     }
 
     /// The files of an app folder at the head of the branch (freshly fetched).
@@ -465,7 +704,7 @@ impl Writer {
         app: &str,
     ) -> Result<Option<BTreeMap<String, Vec<u8>>>, GitError> {
         let (env_path, app) = (env_path.to_string(), app.to_string());
-        self.ask(key, creds, |reply| Job::ReadApp {
+        self.ask(key, creds, "read_app", |reply| Job::ReadApp {
             env_path,
             app,
             reply,
@@ -483,7 +722,7 @@ impl Writer {
         descendant: &str,
     ) -> Result<bool, GitError> {
         let (ancestor, descendant) = (ancestor.to_string(), descendant.to_string());
-        self.ask(key, creds, |reply| Job::IsAncestor {
+        self.ask(key, creds, "is_ancestor", |reply| Job::IsAncestor {
             ancestor,
             descendant,
             reply,
@@ -501,7 +740,7 @@ impl Writer {
         limit: usize,
     ) -> Result<Vec<LogEntry>, GitError> {
         let (env_path, app) = (env_path.to_string(), app.map(str::to_string));
-        self.ask(key, creds, |reply| Job::Log {
+        self.ask(key, creds, "log", |reply| Job::Log {
             env_path,
             app,
             limit,
@@ -519,7 +758,7 @@ impl Writer {
         path: &str,
     ) -> Result<Option<Vec<u8>>, GitError> {
         let (commit, path) = (commit.to_string(), path.to_string());
-        self.ask(key, creds, |reply| Job::FileAt {
+        self.ask(key, creds, "file_at", |reply| Job::FileAt {
             commit,
             path,
             reply,

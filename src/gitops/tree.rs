@@ -1,15 +1,24 @@
 //! Tree editing in memory: write an app folder from files, replace or remove it inside a
 //! tree, and keep the environment's kustomization.yaml listing the app folders.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 
-use git2::{FileMode, Oid, Repository, Tree};
+use git2::{ErrorCode, FileMode, Oid, Repository, Tree};
 
 use super::GitError;
+use super::worker::corrupt;
 
-fn git_err(e: git2::Error) -> GitError {
-    GitError::GitFailed {
-        message: e.message().to_string(),
+/// An error of a tree builder's `get`/`insert`/`remove` for the entry at `path`: libgit2
+/// refused the name (`.git.`, `git~1`, `.GIT`, a NUL, ...), so the path is wrong, not the
+/// cache; unless the entry's object is missing from the cache.
+fn refused(path: &str, e: git2::Error) -> GitError {
+    if e.message().contains("invalid object") || e.message().contains("null OID") {
+        return corrupt(e);
+    }
+    GitError::InvalidPath {
+        path: path.to_string(),
+        message: format!("git refuses this name ({})", e.message()),
     }
 }
 
@@ -38,83 +47,126 @@ pub fn components(path: &str) -> Result<Vec<&str>, GitError> {
     Ok(parts)
 }
 
-/// Writes a tree holding `files` (paths relative to it); returns its id.
-pub fn write_files(repo: &Repository, files: &BTreeMap<String, Vec<u8>>) -> Result<Oid, GitError> {
+/// Writes a tree holding `files` (paths relative to it); returns its id. `written` counts
+/// the objects written.
+pub fn write_files(
+    repo: &Repository,
+    files: &BTreeMap<String, Vec<u8>>,
+    written: &Cell<u64>,
+) -> Result<Oid, GitError> {
+    write_folder(repo, "", files, written)
+}
+
+fn write_folder(
+    repo: &Repository,
+    prefix: &str,
+    files: &BTreeMap<String, Vec<u8>>,
+    written: &Cell<u64>,
+) -> Result<Oid, GitError> {
     // Group by first component; recurse into folders.
     let mut here: BTreeMap<&str, Oid> = BTreeMap::new();
     let mut below: BTreeMap<&str, BTreeMap<String, Vec<u8>>> = BTreeMap::new();
     for (path, bytes) in files {
-        let parts = components(path)?;
-        if parts.len() == 1 {
-            here.insert(parts[0], repo.blob(bytes).map_err(git_err)?);
-        } else {
-            let rest = parts[1..].join("/");
-            below
-                .entry(parts[0])
-                .or_default()
-                .insert(rest, bytes.clone());
+        let full = format!("{prefix}{path}");
+        let parts = components(path).map_err(|e| match e {
+            GitError::InvalidPath { message, .. } => GitError::InvalidPath {
+                path: full.clone(),
+                message,
+            },
+            other => other,
+        })?;
+        match parts.split_first() {
+            Some((name, [])) => {
+                here.insert(name, repo.blob(bytes).map_err(corrupt)?);
+                written.set(written.get() + 1);
+            }
+            Some((name, rest)) => {
+                below
+                    .entry(name)
+                    .or_default()
+                    .insert(rest.join("/"), bytes.clone());
+            }
+            None => {}
         }
     }
-    let mut builder = repo.treebuilder(None).map_err(git_err)?;
+    let mut builder = repo.treebuilder(None).map_err(corrupt)?;
     for (name, oid) in here {
         builder
             .insert(name, oid, FileMode::Blob.into())
-            .map_err(git_err)?;
+            .map_err(|e| refused(&format!("{prefix}{name}"), e))?;
     }
     for (name, sub) in below {
-        let oid = write_files(repo, &sub)?;
+        let folder = format!("{prefix}{name}/");
+        let oid = write_folder(repo, &folder, &sub, written)?;
         builder
             .insert(name, oid, FileMode::Tree.into())
-            .map_err(git_err)?;
+            .map_err(|e| refused(folder.trim_end_matches('/'), e))?;
     }
-    builder.write().map_err(git_err)
+    written.set(written.get() + 1);
+    builder.write().map_err(corrupt)
 }
 
 /// Puts `entry` (an id and mode) at `path` inside `base`, or removes what is there when
-/// `entry` is `None`; folders left empty are removed. Returns the new root tree.
+/// `entry` is `None`; folders left empty are removed. Returns the new root tree. `written`
+/// counts the objects written.
 pub fn upsert(
     repo: &Repository,
     base: Option<&Tree<'_>>,
     path: &[&str],
     entry: Option<(Oid, FileMode)>,
+    written: &Cell<u64>,
 ) -> Result<Option<Oid>, GitError> {
-    let mut builder = repo.treebuilder(base).map_err(git_err)?;
-    let (name, rest) = path.split_first().expect("non-empty path");
-    if rest.is_empty() {
-        match entry {
-            Some((oid, mode)) => {
-                builder.insert(name, oid, mode.into()).map_err(git_err)?;
-            }
-            None => {
-                if builder.get(name).map_err(git_err)?.is_some() {
-                    builder.remove(name).map_err(git_err)?;
-                }
-            }
-        }
+    upsert_below(repo, base, path, 0, entry, written)
+}
+
+/// `upsert` of `path[depth..]` in `base`, the tree at `path[..depth]`.
+fn upsert_below(
+    repo: &Repository,
+    base: Option<&Tree<'_>>,
+    path: &[&str],
+    depth: usize,
+    entry: Option<(Oid, FileMode)>,
+    written: &Cell<u64>,
+) -> Result<Option<Oid>, GitError> {
+    let Some((name, rest)) = path.get(depth..).and_then(|p| p.split_first()) else {
+        return Err(GitError::InvalidPath {
+            path: path.join("/"),
+            message: "empty path".into(),
+        });
+    };
+    let here = || path[..=depth].join("/");
+    let mut builder = repo.treebuilder(base).map_err(corrupt)?;
+    let existing = builder.get(name).map_err(|e| refused(&here(), e))?;
+    let new = if rest.is_empty() {
+        entry
     } else {
-        let sub = match builder.get(name).map_err(git_err)? {
+        let sub = match &existing {
             Some(e) if e.kind() == Some(git2::ObjectType::Tree) => {
-                Some(repo.find_tree(e.id()).map_err(git_err)?)
+                Some(repo.find_tree(e.id()).map_err(corrupt)?)
             }
             _ => None,
         };
-        match upsert(repo, sub.as_ref(), rest, entry)? {
-            Some(oid) => {
-                builder
-                    .insert(name, oid, FileMode::Tree.into())
-                    .map_err(git_err)?;
-            }
-            None => {
-                if builder.get(name).map_err(git_err)?.is_some() {
-                    builder.remove(name).map_err(git_err)?;
-                }
-            }
+        upsert_below(repo, sub.as_ref(), path, depth + 1, entry, written)?
+            .map(|oid| (oid, FileMode::Tree))
+    };
+    let existed = existing.is_some();
+    drop(existing);
+    match new {
+        Some((oid, mode)) => {
+            builder
+                .insert(name, oid, mode.into())
+                .map_err(|e| refused(&here(), e))?;
         }
+        None if existed => {
+            builder.remove(name).map_err(|e| refused(&here(), e))?;
+        }
+        None => {}
     }
     if builder.is_empty() {
         return Ok(None);
     }
-    builder.write().map(Some).map_err(git_err)
+    written.set(written.get() + 1);
+    builder.write().map(Some).map_err(corrupt)
 }
 
 /// The id of the entry at `path` in `tree`, if any.
@@ -131,26 +183,65 @@ pub fn read_blob(repo: &Repository, tree: &Tree<'_>, path: &str) -> Option<Vec<u
     Some(blob.content().to_vec())
 }
 
-/// Every file under the folder `path` of `tree`, relative to it.
+/// The bytes of the file at `path` in `tree`: `None` when there is no file there, an error
+/// when there is one the cache cannot read.
+pub fn read_file(
+    repo: &Repository,
+    tree: &Tree<'_>,
+    path: &str,
+) -> Result<Option<Vec<u8>>, GitError> {
+    let entry = match tree.get_path(std::path::Path::new(path)) {
+        Ok(entry) => entry,
+        Err(e) if e.code() == ErrorCode::NotFound => return Ok(None),
+        Err(e) => return Err(corrupt(e)),
+    };
+    if entry.kind() != Some(git2::ObjectType::Blob) {
+        return Ok(None);
+    }
+    let blob = repo.find_blob(entry.id()).map_err(corrupt)?;
+    Ok(Some(blob.content().to_vec()))
+}
+
+/// Every file under the folder `path` of `tree`, relative to it (`None`: no such folder).
 pub fn read_folder(
     repo: &Repository,
     tree: &Tree<'_>,
     path: &str,
-) -> Option<BTreeMap<String, Vec<u8>>> {
-    let entry = tree.get_path(std::path::Path::new(path)).ok()?;
-    let folder = repo.find_tree(entry.id()).ok()?;
+) -> Result<Option<BTreeMap<String, Vec<u8>>>, GitError> {
+    let entry = match tree.get_path(std::path::Path::new(path)) {
+        Ok(entry) => entry,
+        Err(e) if e.code() == ErrorCode::NotFound => return Ok(None),
+        Err(e) => return Err(corrupt(e)),
+    };
+    if entry.kind() != Some(git2::ObjectType::Tree) {
+        return Ok(None);
+    }
+    let folder = repo.find_tree(entry.id()).map_err(corrupt)?;
     let mut files = BTreeMap::new();
+    let mut failed = None;
     folder
         .walk(git2::TreeWalkMode::PreOrder, |dir, e| {
-            if e.kind() == Some(git2::ObjectType::Blob)
-                && let (Ok(name), Ok(blob)) = (e.name(), repo.find_blob(e.id()))
-            {
-                files.insert(format!("{dir}{name}"), blob.content().to_vec());
+            if e.kind() != Some(git2::ObjectType::Blob) {
+                return git2::TreeWalkResult::Ok;
             }
-            git2::TreeWalkResult::Ok
+            match repo.find_blob(e.id()) {
+                Ok(blob) => {
+                    let name = String::from_utf8_lossy(e.name_bytes());
+                    files.insert(format!("{dir}{name}"), blob.content().to_vec());
+                    git2::TreeWalkResult::Ok
+                }
+                Err(err) => {
+                    failed = Some(err);
+                    git2::TreeWalkResult::Abort
+                }
+            }
         })
-        .ok()?;
-    Some(files)
+        .or_else(|e| if failed.is_some() { Ok(()) } else { Err(e) })
+        .map_err(corrupt)?;
+    match failed {
+        Some(e) => Err(corrupt(e)),
+        None => Ok(Some(files)),
+    }
 }
 
 /// The environment's kustomization.yaml after adding or removing one app. `entry` is how the
@@ -158,34 +249,31 @@ pub fn read_folder(
 /// `None` removes the app in any form. Everything a person wrote is kept; only the app's
 /// line in `resources` changes, and only when it must (`Ok(None)`: no change needed).
 pub fn environment_kustomization(
+    path: &str,
     existing: Option<&[u8]>,
     app: &str,
     entry: Option<&str>,
 ) -> Result<Option<Vec<u8>>, GitError> {
+    let invalid = |message: String| GitError::InvalidKustomization {
+        path: path.to_string(),
+        message,
+    };
     let mut doc: serde_json::Value = match existing {
         Some(bytes) if !bytes.iter().all(|b| b.is_ascii_whitespace()) => {
-            serde_saphyr::from_slice(bytes).map_err(|e| GitError::GitFailed {
-                message: format!(
-                    "the environment's kustomization.yaml is not valid YAML ({e}); fix it by hand"
-                ),
-            })?
+            serde_saphyr::from_slice(bytes).map_err(|e| invalid(format!("not valid YAML ({e})")))?
         }
         _ => {
             serde_json::json!({"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": []})
         }
     };
     let Some(map) = doc.as_object_mut() else {
-        return Err(GitError::GitFailed {
-            message: "the environment's kustomization.yaml is not a mapping; fix it by hand".into(),
-        });
+        return Err(invalid("not a mapping".into()));
     };
     let resources = map
         .entry("resources")
         .or_insert_with(|| serde_json::json!([]));
     let Some(list) = resources.as_array_mut() else {
-        return Err(GitError::GitFailed {
-            message: "`resources` in the environment's kustomization.yaml is not a list".into(),
-        });
+        return Err(invalid("`resources` is not a list".into()));
     };
     // Any form Tumbler writes for this app: `app`, `./app`, `app/`, `app/<file>`.
     let is_app = |v: &serde_json::Value| {
@@ -205,8 +293,6 @@ pub fn environment_kustomization(
     if existing.is_some() && *list == before {
         return Ok(None);
     }
-    let text = serde_saphyr::to_string(&doc).map_err(|e| GitError::GitFailed {
-        message: e.to_string(),
-    })?;
+    let text = serde_saphyr::to_string(&doc).map_err(|e| invalid(e.to_string()))?;
     Ok(Some(text.into_bytes()))
 }
