@@ -106,6 +106,10 @@ pub struct ControllerArgs {
     /// Seconds the Lease is valid without renewal: the hand-over time when a leader dies.
     #[arg(long, env = "TUMBLER_LEASE_SECONDS", default_value_t = 15)]
     pub lease_seconds: u64,
+    /// Seconds a git server may stay silent during a fetch or push before the operation
+    /// fails with `GitTimeout` (connecting gets a third of it, at least 5 s).
+    #[arg(long, env = "TUMBLER_GIT_TIMEOUT", default_value_t = 30)]
+    pub git_timeout: u64,
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -146,6 +150,7 @@ fn controller(args: ControllerArgs) -> Result<()> {
             cache_dir: args.cache_dir,
             namespace: args.watch_namespace,
             concurrency: args.concurrency,
+            git_timeout: std::time::Duration::from_secs(args.git_timeout.max(1)),
             reporter: "tumbler".into(),
             nudge_flux: !args.no_flux_nudge,
             admin_addr: if args.metrics_addr == "off" {

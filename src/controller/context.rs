@@ -26,6 +26,8 @@ pub struct Config {
     pub namespace: Option<String>,
     /// Reconciles run at once per controller.
     pub concurrency: u16,
+    /// How long a git server may stay silent before an operation fails.
+    pub git_timeout: Duration,
     /// Name under which Events are reported.
     pub reporter: String,
     /// Ask Flux to reconcile right after a push.

@@ -21,7 +21,6 @@ pub mod metrics;
 pub mod reason;
 mod release;
 mod run;
-mod shim;
 mod status;
 
 pub use context::{Config, Context, LeaderElection};

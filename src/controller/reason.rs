@@ -208,8 +208,13 @@ impl From<&crate::gitops::GitError> for Reason {
             G::AuthenticationFailed { .. } => Reason::AuthenticationFailed,
             G::RepositoryUnreachable { .. } => Reason::RepositoryUnreachable,
             G::BranchNotFound { .. } => Reason::BranchNotFound,
+            G::Timeout { .. } => Reason::GitTimeout,
             G::PushRejected { .. } => Reason::PushRejected,
             G::InvalidPath { .. } => Reason::InvalidPath,
+            G::InvalidKustomization { .. } => Reason::InvalidKustomization,
+            G::InvalidAuthor { .. } => Reason::InvalidAuthor,
+            G::CacheCorrupt { .. } => Reason::GitCacheCorrupt,
+            G::Busy { .. } => Reason::GitBusy,
             G::GitFailed { .. } | G::WorkerGone { .. } => Reason::GitFailed,
         }
     }
@@ -229,5 +234,19 @@ mod tests {
         }
         let e = RenderError::NoSource;
         assert_eq!(Reason::from(&e).as_str(), e.reason());
+        for e in [
+            crate::gitops::GitError::Timeout {
+                url: "u".into(),
+                operation: "fetch".into(),
+                after_secs: 30,
+            },
+            crate::gitops::GitError::InvalidKustomization {
+                path: "p".into(),
+                message: "m".into(),
+            },
+            crate::gitops::GitError::Busy { url: "u".into() },
+        ] {
+            assert_eq!(Reason::from(&e).as_str(), e.reason());
+        }
     }
 }

@@ -39,7 +39,7 @@ where
 pub async fn run(client: Client, config: Config) -> Result<(), Error> {
     let (tx, rx) = watch::channel(false);
     tokio::spawn(on_signal(tx.clone()));
-    let writer = Writer::new(config.cache_dir.clone(), WriterOptions::default());
+    let writer = Writer::new(config.cache_dir.clone(), writer_options(&config));
     let index = Arc::new(Index::default());
     let (release_controller, store) = release_controller(&client, &config, index.clone());
     let metrics = Arc::new(Metrics::default().with_state(store.clone(), writer.clone()));
@@ -94,6 +94,19 @@ pub async fn run(client: Client, config: Config) -> Result<(), Error> {
     tracing::info!(namespace = ?config.namespace, cache = %config.cache_dir.display(), "controllers started");
     futures::join!(releases_done, environments_done);
     Ok(())
+}
+
+/// The writer's timeouts from `--git-timeout`: a silent server fails an operation after it,
+/// connecting gets a third of it (at least 5 s), and a call to a worker, which may wait for
+/// other work of the same repository, four times it (at least two minutes).
+fn writer_options(config: &Config) -> WriterOptions {
+    let io = config.git_timeout;
+    WriterOptions {
+        io_timeout: io,
+        connect_timeout: (io / 3).max(std::time::Duration::from_secs(5)),
+        ask_timeout: (io * 4).max(std::time::Duration::from_secs(120)),
+        ..WriterOptions::default()
+    }
 }
 
 /// Resolves once shutdown was asked for.
