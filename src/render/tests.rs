@@ -525,7 +525,8 @@ fn objects_nested_deeper_than_the_limit_are_refused() {
     let err = render(&release(deep), &env(json!({}))).unwrap_err();
     assert_eq!(err.reason(), "InvalidManifest");
     assert!(
-        err.to_string().contains("spec.manifests[0]") && err.to_string().contains(&format!("{MAX_DEPTH} levels")),
+        err.to_string().contains("spec.manifests[0]")
+            && err.to_string().contains(&format!("{MAX_DEPTH} levels")),
         "{err}"
     );
 
@@ -572,7 +573,8 @@ fn objects_nested_deeper_than_the_limit_are_refused() {
     let err = render(&release(spec), &env(json!({}))).unwrap_err();
     assert_eq!(err.reason(), "PatchFailed", "{err}");
     assert!(
-        err.to_string().contains("ConfigMap/cm-0") && err.to_string().contains(&format!("{MAX_DEPTH} levels")),
+        err.to_string().contains("ConfigMap/cm-0")
+            && err.to_string().contains(&format!("{MAX_DEPTH} levels")),
         "{err}"
     );
 }
