@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::api::{Environment, Release};
+use crate::api::{Environment, NamespacedObjectRef, Release};
 
 /// What a Release renders to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -211,49 +211,11 @@ fn check_path(path: &str) -> Result<(), RenderError> {
 /// Renders a Release for an Environment.
 pub fn render(release: &Release, env: &Environment) -> Result<Rendered, RenderError> {
     let spec = &release.spec;
-    let name_err = |field: &str, value: &str, why: &str| RenderError::InvalidName {
-        field: field.into(),
-        value: value.into(),
-        why: why.into(),
-    };
-    if !is_dns_label(&spec.app) {
-        return Err(name_err(
-            "app",
-            &spec.app,
-            "it must be a DNS-1123 label (lower case letters, digits and '-', at most 63)",
-        ));
-    }
+    check_app(&spec.app)?;
     let release_name = release.metadata.name.clone().unwrap_or_default();
     check_path(&env.spec.repository.path)?;
-    // Per-app mode: the GitRepository the app's own Flux Kustomization reads.
-    let per_app_git = match env.spec.flux.as_ref().filter(|f| f.per_app) {
-        None => None,
-        Some(flux) => Some(flux.git_repository.as_ref().ok_or_else(|| {
-            RenderError::InvalidEnvironment {
-                field: "flux.gitRepository".into(),
-                why: "per-app mode (spec.flux.perApp) needs the GitRepository the app Kustomizations read; set it or turn perApp off".into(),
-            }
-        })?),
-    };
-    let namespace = spec
-        .namespace
-        .clone()
-        .or_else(|| env.default_app_namespace().map(str::to_string))
-        .ok_or_else(|| {
-            name_err(
-                "namespace",
-                "",
-                "no target namespace: set spec.namespace or the Environment's targetNamespace",
-            )
-        })?;
-    if !is_dns_label(&namespace) {
-        return Err(name_err(
-            "namespace",
-            &namespace,
-            "it must be a DNS-1123 label",
-        ));
-    }
-
+    let per_app_git = per_app_git_repository(env)?;
+    let namespace = target_namespace(release, env)?;
     let ctx = Ctx {
         app: &spec.app,
         namespace: &namespace,
@@ -261,74 +223,11 @@ pub fn render(release: &Release, env: &Environment) -> Result<Rendered, RenderEr
         release: &release_name,
         release_ns: release.metadata.namespace.as_deref().unwrap_or_default(),
     };
-    // Before anything is built from the Release: its size, object count and nesting.
-    let record_bytes = limits::check_release(spec)?;
-    let mut objects = match (&spec.template, &spec.helm, &spec.manifests) {
-        (Some(t), None, None) => template::render(&ctx, t)?,
-        (None, Some(h), None) => helm::render(&ctx, h)?,
-        (None, None, Some(m)) => manifests::parse(m)?,
-        _ => return Err(RenderError::NoSource),
-    };
-    for obj in objects.iter_mut() {
-        policy::place(obj, &ctx, &env.spec.policy)?;
-    }
-    let mut weights = limits::Weights::new(record_bytes, &objects)?;
-    patch::apply_all(&mut objects, &spec.patches, &mut weights)?;
-    for obj in objects.iter_mut() {
-        policy::check(obj, &ctx, &env.spec.policy)?;
-    }
-
-    let mut folder = Folder {
-        files: BTreeMap::new(),
-        left: MAX_RENDERED_BYTES,
-    };
-    let mut resources = vec![];
-    for obj in &objects {
-        let mut file = file_name(obj);
-        if folder.files.contains_key(&file) {
-            let group = policy::group_of(obj);
-            file = format!(
-                "{}-{}.yaml",
-                file.trim_end_matches(".yaml"),
-                if group.is_empty() { "core" } else { group }
-            );
-        }
-        if folder.files.contains_key(&file) {
-            return Err(RenderError::InvalidManifest {
-                at: policy::describe(obj),
-                why: "two objects of the same kind and name".into(),
-            });
-        }
-        folder.put(file.clone(), obj)?;
-        resources.push(file);
-    }
-    resources.sort();
-    let kustomization = json!({
-        "apiVersion": "kustomize.config.k8s.io/v1beta1",
-        "kind": "Kustomization",
-        "resources": resources,
-    });
-    folder.put("kustomization.yaml".into(), &kustomization)?;
-    folder.put(".tumbler/release.yaml".into(), &release_record(release))?;
-
+    let objects = build_objects(release, env, &ctx)?;
+    let mut folder = app_folder(release, &objects)?;
     let mut env_entry = None;
     if let Some(git) = per_app_git {
-        let (name, ns) = per_app_kustomization(env, &spec.app);
-        let ks = json!({
-            "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
-            "kind": "Kustomization",
-            "metadata": {"name": name, "namespace": ns, "labels": ctx.labels()},
-            "spec": {
-                "interval": "10m",
-                "retryInterval": "30s",
-                "path": format!("./{}/{}", env.spec.repository.path, spec.app),
-                "prune": true,
-                "wait": true,
-                "timeout": "5m",
-                "sourceRef": {"kind": "GitRepository", "name": git.name, "namespace": git.namespace.clone().unwrap_or_else(|| ns.clone())},
-            },
-        });
-        folder.put(PER_APP_FILE.into(), &ks)?;
+        folder.put(PER_APP_FILE.into(), &app_kustomization(env, &ctx, git))?;
         env_entry = Some(format!("{}/{PER_APP_FILE}", spec.app));
     }
 
@@ -340,6 +239,136 @@ pub fn render(release: &Release, env: &Environment) -> Result<Rendered, RenderEr
         digest,
         namespace,
         env_entry,
+    })
+}
+
+fn invalid_name(field: &str, value: &str, why: &str) -> RenderError {
+    RenderError::InvalidName {
+        field: field.into(),
+        value: value.into(),
+        why: why.into(),
+    }
+}
+
+/// The app names the folder and the objects: a DNS-1123 label.
+fn check_app(app: &str) -> Result<(), RenderError> {
+    if !is_dns_label(app) {
+        return Err(invalid_name(
+            "app",
+            app,
+            "it must be a DNS-1123 label (lower case letters, digits and '-', at most 63)",
+        ));
+    }
+    Ok(())
+}
+
+/// In per-app mode, the GitRepository the app's own Flux Kustomization reads (the
+/// Environment must name it); `None` otherwise.
+fn per_app_git_repository(env: &Environment) -> Result<Option<&NamespacedObjectRef>, RenderError> {
+    let Some(flux) = env.spec.flux.as_ref().filter(|f| f.per_app) else {
+        return Ok(None);
+    };
+    let git = flux.git_repository.as_ref().ok_or_else(|| {
+        RenderError::InvalidEnvironment {
+            field: "flux.gitRepository".into(),
+            why: "per-app mode (spec.flux.perApp) needs the GitRepository the app Kustomizations read; set it or turn perApp off".into(),
+        }
+    })?;
+    Ok(Some(git))
+}
+
+/// The namespace the objects go to: the Release's, else the Environment's default; a
+/// DNS-1123 label.
+fn target_namespace(release: &Release, env: &Environment) -> Result<String, RenderError> {
+    let namespace = release
+        .spec
+        .namespace
+        .clone()
+        .or_else(|| env.default_app_namespace().map(str::to_string))
+        .ok_or_else(|| {
+            invalid_name(
+                "namespace",
+                "",
+                "no target namespace: set spec.namespace or the Environment's targetNamespace",
+            )
+        })?;
+    if !is_dns_label(&namespace) {
+        return Err(invalid_name(
+            "namespace",
+            &namespace,
+            "it must be a DNS-1123 label",
+        ));
+    }
+    Ok(namespace)
+}
+
+/// The objects of the Release, within the limits: built from its source, placed in the
+/// target namespace and labelled, patched, then checked against the Environment's policy.
+fn build_objects(
+    release: &Release,
+    env: &Environment,
+    ctx: &Ctx<'_>,
+) -> Result<Vec<Value>, RenderError> {
+    let spec = &release.spec;
+    // Before anything is built from the Release: its size, object count and nesting.
+    let record_bytes = limits::check_release(spec)?;
+    let mut objects = match (&spec.template, &spec.helm, &spec.manifests) {
+        (Some(t), None, None) => template::render(ctx, t)?,
+        (None, Some(h), None) => helm::render(ctx, h)?,
+        (None, None, Some(m)) => manifests::parse(m)?,
+        _ => return Err(RenderError::NoSource),
+    };
+    for obj in objects.iter_mut() {
+        policy::place(obj, ctx, &env.spec.policy)?;
+    }
+    let mut weights = limits::Weights::new(record_bytes, &objects)?;
+    patch::apply_all(&mut objects, &spec.patches, &mut weights)?;
+    for obj in objects.iter_mut() {
+        policy::check(obj, ctx, &env.spec.policy)?;
+    }
+    Ok(objects)
+}
+
+/// The app folder: one file per object, the kustomization.yaml listing them, and the
+/// Release record in `.tumbler/release.yaml`.
+fn app_folder(release: &Release, objects: &[Value]) -> Result<Folder, RenderError> {
+    let mut folder = Folder {
+        files: BTreeMap::new(),
+        left: MAX_RENDERED_BYTES,
+    };
+    let mut resources = vec![];
+    for obj in objects {
+        let file = folder.free_name(obj)?;
+        folder.put(file.clone(), obj)?;
+        resources.push(file);
+    }
+    resources.sort();
+    let kustomization = json!({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": resources,
+    });
+    folder.put("kustomization.yaml".into(), &kustomization)?;
+    folder.put(".tumbler/release.yaml".into(), &release_record(release))?;
+    Ok(folder)
+}
+
+/// The app's own Flux Kustomization in per-app mode: it applies the app folder from `git`.
+fn app_kustomization(env: &Environment, ctx: &Ctx<'_>, git: &NamespacedObjectRef) -> Value {
+    let (name, ns) = per_app_kustomization(env, ctx.app);
+    json!({
+        "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
+        "kind": "Kustomization",
+        "metadata": {"name": name, "namespace": ns, "labels": ctx.labels()},
+        "spec": {
+            "interval": "10m",
+            "retryInterval": "30s",
+            "path": format!("./{}/{}", env.spec.repository.path, ctx.app),
+            "prune": true,
+            "wait": true,
+            "timeout": "5m",
+            "sourceRef": {"kind": "GitRepository", "name": git.name, "namespace": git.namespace.clone().unwrap_or_else(|| ns.clone())},
+        },
     })
 }
 
@@ -404,6 +433,27 @@ struct Folder {
 }
 
 impl Folder {
+    /// The file for `obj`: `<kind>-<name>.yaml`, or, when another object has it already,
+    /// `<kind>-<name>-<group>.yaml` (`core` for the core group). Refuses a third.
+    fn free_name(&self, obj: &Value) -> Result<String, RenderError> {
+        let mut file = file_name(obj);
+        if self.files.contains_key(&file) {
+            let group = policy::group_of(obj);
+            file = format!(
+                "{}-{}.yaml",
+                file.trim_end_matches(".yaml"),
+                if group.is_empty() { "core" } else { group }
+            );
+        }
+        if self.files.contains_key(&file) {
+            return Err(RenderError::InvalidManifest {
+                at: policy::describe(obj),
+                why: "two objects of the same kind and name".into(),
+            });
+        }
+        Ok(file)
+    }
+
     fn put(&mut self, name: String, v: &Value) -> Result<(), RenderError> {
         let Some(bytes) = to_yaml_within(v, self.left)? else {
             return Err(limits::too_large(format!(

@@ -29,136 +29,182 @@ pub fn apply_all(
     weights: &mut Weights,
 ) -> Result<(), RenderError> {
     for (index, p) in patches.iter().enumerate() {
-        let fail = |why: String| RenderError::PatchFailed { index, why };
-        let doc = match parse_yaml(&p.patch) {
-            Ok(doc) => doc,
-            Err(YamlRefusal::TooLarge) => {
-                return Err(too_large(format!(
-                    "spec.patches[{index}] (its YAML, anchors and aliases expanded)"
-                )));
-            }
-            Err(YamlRefusal::Invalid(why)) => return Err(fail(why)),
-        };
-        match doc {
-            Value::Array(_) => {
-                let Some(target) = &p.target else {
-                    return Err(fail(
-                        "a JSON6902 patch (a list of operations) needs a target".into(),
-                    ));
-                };
-                let ops: json_patch::Patch = serde_json::from_value(doc)
-                    .map_err(|e| fail(format!("not a JSON6902 patch: {e}")))?;
-                let hits: Vec<usize> = (0..objects.len())
-                    .filter(|&i| matches(&objects[i], target))
-                    .collect();
-                if hits.is_empty() {
-                    return Err(fail(format!(
-                        "the target {} matches no rendered object",
-                        show(target)
-                    )));
-                }
-                // What the operations add to each object; copies are measured as they run.
-                let added: usize = ops
-                    .iter()
-                    .map(|op| match op {
-                        PatchOperation::Add(a) => json_len(&a.value, usize::MAX),
-                        PatchOperation::Replace(r) => json_len(&r.value, usize::MAX),
-                        _ => Some(0),
-                    })
-                    .map(|n| n.unwrap_or(usize::MAX))
-                    .fold(0, usize::saturating_add);
-                weights.check(added.saturating_mul(hits.len()), || {
-                    format!(
-                        "spec.patches[{index}], adding about {added} bytes to each of the {} objects it targets",
-                        hits.len()
-                    )
-                })?;
-                for i in hits {
-                    let obj = &mut objects[i];
-                    let name = describe(obj);
-                    let mut grown = added;
-                    for (n, op) in ops.iter().enumerate() {
-                        if let PatchOperation::Copy(c) = op
-                            && let Some(from) = obj.pointer(c.from.as_str())
-                        {
-                            let what = || {
-                                format!(
-                                    "spec.patches[{index}] (operation {n}, a copy from {}) on {name}",
-                                    c.from
-                                )
-                            };
-                            let Some(size) = json_len(from, weights.left().saturating_sub(grown))
-                            else {
-                                return Err(too_large(format!(
-                                    "{} (more than {MAX_RENDERED_BYTES} bytes with the rest of the app folder)",
-                                    what()
-                                )));
-                            };
-                            grown = grown.saturating_add(size);
-                            weights.check(grown, what)?;
-                        }
-                        // On failure the render stops, so nothing needs undoing.
-                        json_patch::patch_unsafe(obj, std::slice::from_ref(op)).map_err(
-                            |mut e| {
-                                e.operation = n;
-                                fail(format!("{name}: {e}"))
-                            },
-                        )?;
-                    }
-                    patched(index, i, obj, weights)?;
-                }
-            }
-            Value::Object(_) => {
-                let hits: Vec<usize> = (0..objects.len())
-                    .filter(|&i| match &p.target {
-                        Some(t) => matches(&objects[i], t),
-                        None => same_object(&objects[i], &doc),
-                    })
-                    .collect();
-                if hits.is_empty() {
-                    let what = match &p.target {
-                        Some(t) => format!("the target {}", show(t)),
-                        None => format!(
-                            "{}/{}",
-                            doc["kind"].as_str().unwrap_or("?"),
-                            doc["metadata"]["name"].as_str().unwrap_or("?")
-                        ),
-                    };
-                    return Err(fail(format!("{what} matches no rendered object")));
-                }
-                let mut patch = doc;
-                if p.target.is_some() {
-                    // A targeted patch's own identity fields do not rename the object.
-                    if let Some(m) = patch.as_object_mut() {
-                        m.remove("apiVersion");
-                        m.remove("kind");
-                        if let Some(md) = m.get_mut("metadata").and_then(Value::as_object_mut) {
-                            md.remove("name");
-                            md.remove("namespace");
-                        }
-                    }
-                }
-                // A strategic merge adds at most the patch to each object.
-                let size = json_len(&patch, usize::MAX).unwrap_or(usize::MAX);
-                weights.check(size.saturating_mul(hits.len()), || {
-                    format!(
-                        "spec.patches[{index}], {size} bytes merged into each of the {} objects it targets",
-                        hits.len()
-                    )
-                })?;
-                for i in hits {
-                    merge(&mut objects[i], &patch, "");
-                    patched(index, i, &objects[i], weights)?;
-                }
-            }
+        match read(index, p)? {
+            doc @ Value::Array(_) => apply_json6902(index, p, doc, objects, weights)?,
+            doc @ Value::Object(_) => apply_strategic(index, p, doc, objects, weights)?,
             _ => {
-                return Err(fail(
+                return Err(failed(
+                    index,
                     "a patch is a YAML list (JSON6902) or a YAML mapping (strategic merge)".into(),
                 ));
             }
         }
     }
     Ok(())
+}
+
+fn failed(index: usize, why: String) -> RenderError {
+    RenderError::PatchFailed { index, why }
+}
+
+/// The YAML of patch `index`, read within the limits.
+fn read(index: usize, p: &Patch) -> Result<Value, RenderError> {
+    match parse_yaml(&p.patch) {
+        Ok(doc) => Ok(doc),
+        Err(YamlRefusal::TooLarge) => Err(too_large(format!(
+            "spec.patches[{index}] (its YAML, anchors and aliases expanded)"
+        ))),
+        Err(YamlRefusal::Invalid(why)) => Err(failed(index, why)),
+    }
+}
+
+/// Applies a JSON6902 patch (`doc`, a list of operations) to every object its target
+/// matches, once its growth on all of them is known to fit.
+fn apply_json6902(
+    index: usize,
+    p: &Patch,
+    doc: Value,
+    objects: &mut [Value],
+    weights: &mut Weights,
+) -> Result<(), RenderError> {
+    let Some(target) = &p.target else {
+        return Err(failed(
+            index,
+            "a JSON6902 patch (a list of operations) needs a target".into(),
+        ));
+    };
+    let ops: json_patch::Patch = serde_json::from_value(doc)
+        .map_err(|e| failed(index, format!("not a JSON6902 patch: {e}")))?;
+    let hits: Vec<usize> = (0..objects.len())
+        .filter(|&i| matches(&objects[i], target))
+        .collect();
+    if hits.is_empty() {
+        return Err(failed(
+            index,
+            format!("the target {} matches no rendered object", show(target)),
+        ));
+    }
+    let added = added_bytes(&ops);
+    weights.check(added.saturating_mul(hits.len()), || {
+        format!(
+            "spec.patches[{index}], adding about {added} bytes to each of the {} objects it targets",
+            hits.len()
+        )
+    })?;
+    for i in hits {
+        apply_ops(index, &ops, added, &mut objects[i], weights)?;
+        patched(index, i, &objects[i], weights)?;
+    }
+    Ok(())
+}
+
+/// What the `add` and `replace` operations add to each object; copies are measured as they
+/// run.
+fn added_bytes(ops: &[PatchOperation]) -> usize {
+    ops.iter()
+        .map(|op| match op {
+            PatchOperation::Add(a) => json_len(&a.value, usize::MAX),
+            PatchOperation::Replace(r) => json_len(&r.value, usize::MAX),
+            _ => Some(0),
+        })
+        .map(|n| n.unwrap_or(usize::MAX))
+        .fold(0, usize::saturating_add)
+}
+
+/// Runs the operations of patch `index` on one object in order; `added` is what they add
+/// besides copies, each of which is measured before it runs.
+fn apply_ops(
+    index: usize,
+    ops: &[PatchOperation],
+    added: usize,
+    obj: &mut Value,
+    weights: &Weights,
+) -> Result<(), RenderError> {
+    let name = describe(obj);
+    let mut grown = added;
+    for (n, op) in ops.iter().enumerate() {
+        if let PatchOperation::Copy(c) = op
+            && let Some(from) = obj.pointer(c.from.as_str())
+        {
+            let what = || {
+                format!(
+                    "spec.patches[{index}] (operation {n}, a copy from {}) on {name}",
+                    c.from
+                )
+            };
+            let Some(size) = json_len(from, weights.left().saturating_sub(grown)) else {
+                return Err(too_large(format!(
+                    "{} (more than {MAX_RENDERED_BYTES} bytes with the rest of the app folder)",
+                    what()
+                )));
+            };
+            grown = grown.saturating_add(size);
+            weights.check(grown, what)?;
+        }
+        // On failure the render stops, so nothing needs undoing.
+        json_patch::patch_unsafe(obj, std::slice::from_ref(op)).map_err(|mut e| {
+            e.operation = n;
+            failed(index, format!("{name}: {e}"))
+        })?;
+    }
+    Ok(())
+}
+
+/// Merges a strategic merge patch (`doc`, a mapping) into the objects its target matches,
+/// or without a target into the object it names, once its growth is known to fit.
+fn apply_strategic(
+    index: usize,
+    p: &Patch,
+    doc: Value,
+    objects: &mut [Value],
+    weights: &mut Weights,
+) -> Result<(), RenderError> {
+    let hits: Vec<usize> = (0..objects.len())
+        .filter(|&i| match &p.target {
+            Some(t) => matches(&objects[i], t),
+            None => same_object(&objects[i], &doc),
+        })
+        .collect();
+    if hits.is_empty() {
+        let what = match &p.target {
+            Some(t) => format!("the target {}", show(t)),
+            None => format!(
+                "{}/{}",
+                doc["kind"].as_str().unwrap_or("?"),
+                doc["metadata"]["name"].as_str().unwrap_or("?")
+            ),
+        };
+        return Err(failed(index, format!("{what} matches no rendered object")));
+    }
+    let mut patch = doc;
+    if p.target.is_some() {
+        drop_identity(&mut patch);
+    }
+    // A strategic merge adds at most the patch to each object.
+    let size = json_len(&patch, usize::MAX).unwrap_or(usize::MAX);
+    weights.check(size.saturating_mul(hits.len()), || {
+        format!(
+            "spec.patches[{index}], {size} bytes merged into each of the {} objects it targets",
+            hits.len()
+        )
+    })?;
+    for i in hits {
+        merge(&mut objects[i], &patch, "");
+        patched(index, i, &objects[i], weights)?;
+    }
+    Ok(())
+}
+
+/// Removes a targeted patch's own identity fields, which do not rename the object.
+fn drop_identity(patch: &mut Value) {
+    if let Some(m) = patch.as_object_mut() {
+        m.remove("apiVersion");
+        m.remove("kind");
+        if let Some(md) = m.get_mut("metadata").and_then(Value::as_object_mut) {
+            md.remove("name");
+            md.remove("namespace");
+        }
+    }
 }
 
 /// After patch `index` changed object `i`: still within the size and nesting limits.
