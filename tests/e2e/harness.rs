@@ -30,6 +30,8 @@ pub struct Scenario {
     controller: Option<Child>,
     pub log: PathBuf,
     cache: PathBuf,
+    /// Admin address (`/metrics`) of the scenario's controller, while it runs.
+    pub metrics: Option<String>,
 }
 
 impl Scenario {
@@ -69,6 +71,7 @@ impl Scenario {
             ns,
             controller: None,
             cache,
+            metrics: None,
         };
         s.controller = None;
         s
@@ -76,16 +79,79 @@ impl Scenario {
 
     /// Starts (or restarts) the controller process for this namespace.
     pub fn start_controller(&mut self) {
-        self.start_controller_with(&["--metrics-addr", "127.0.0.1:0"]);
+        self.start_controller_with(&[]);
     }
 
-    /// Starts (or restarts) the controller process for this namespace with these arguments.
+    /// Starts (or restarts) the controller process for this namespace with extra arguments;
+    /// its `/metrics` is at `self.metrics`.
     pub fn start_controller_with(&mut self, args: &[&str]) {
-        let child = self.spawn_controller("", args, &[]);
+        let addr = format!("127.0.0.1:{}", free_port());
+        let mut all = vec!["--metrics-addr", addr.as_str()];
+        all.extend_from_slice(args);
+        let child = self.spawn_controller("", &all, &[]);
         self.controller = Some(child);
+        self.metrics = Some(addr);
     }
 
-    /// The process id of the scenario's controller, while it runs.
+    /// A sample of the running controller's `/metrics` (0 when absent).
+    pub async fn metric(&self, name_and_labels: &str) -> f64 {
+        let addr = self.metrics.as_deref().expect("the controller runs");
+        sample(&scrape(addr).await, name_and_labels)
+    }
+
+    /// Waits until the controller finished `n` more Release reconciles than `since` (a
+    /// reading of [`RELEASE_RECONCILES`]): a poll on what the controller did, not a sleep.
+    pub async fn wait_reconciles(&self, since: f64, n: u32) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.metric(RELEASE_RECONCILES).await < since + f64::from(n) {
+            assert!(
+                Instant::now() < deadline,
+                "the controller did not reconcile {n} more times\n{}",
+                self.log_tail(30)
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// A repository on the git server and an Environment `env` writing to it.
+    pub async fn repo_and_environment(&self, env: &str, extra: serde_json::Value) -> String {
+        let url = new_repo(&self.ns, false);
+        self.apply(&self.environments(), environment(env, &url, extra))
+            .await;
+        url
+    }
+
+    /// A private repository, a Secret `creds` holding its credentials, and an Environment
+    /// `env` using both.
+    pub async fn private_repo_and_environment(&self, env: &str) -> String {
+        let url = new_repo(&self.ns, true);
+        self.secret(
+            "creds",
+            &[
+                ("username", &harness_var("TUMBLER_GIT_USERNAME")),
+                ("password", &harness_var("TUMBLER_GIT_PASSWORD")),
+            ],
+        )
+        .await;
+        self.apply(
+            &self.environments(),
+            environment(
+                env,
+                &url,
+                json!({"repository": {"secretRef": {"name": "creds"}}}),
+            ),
+        )
+        .await;
+        url
+    }
+
+    /// Applies a template Release `app` (named like its app) at `version`.
+    pub async fn release(&self, app: &str, env: &str, version: &str) -> Release {
+        self.apply(&self.releases(), template_release(app, env, app, version))
+            .await
+    }
+
+    /// The controller's process id, while it runs.
     pub fn controller_pid(&self) -> Option<u32> {
         self.controller.as_ref().map(|c| c.id())
     }
@@ -135,6 +201,7 @@ impl Scenario {
 
     /// Kills the controller without warning (SIGKILL), as a crash would.
     pub fn kill_controller(&mut self) {
+        self.metrics = None;
         if let Some(mut child) = self.controller.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -524,6 +591,14 @@ pub fn outside_push(clone: &Path) {
         std::thread::sleep(Duration::from_millis(100 * (attempt + 1)));
         git(Some(clone), &["pull", "-q", "--rebase", "origin", "main"]);
     }
+}
+
+/// Release reconciles a controller finished, in its `/metrics`.
+pub const RELEASE_RECONCILES: &str = "tumbler_reconciles_total{kind=\"Release\"}";
+
+/// A Release that is committed and Ready for it (an Environment without Flux).
+pub fn committed(rel: &Release) -> bool {
+    ready_is(rel, "True", "Committed") && rel.status.as_ref().is_some_and(|s| s.commit.is_some())
 }
 
 /// A free port on loopback (bound and released; good enough for a test's own process).

@@ -14,10 +14,6 @@ use kube::api::{DeleteParams, Patch, PatchParams};
 use serde_json::json;
 use tumbler::api::Phase;
 
-fn committed(rel: &tumbler::api::Release) -> bool {
-    ready_is(rel, "True", "Committed") && rel.status.as_ref().is_some_and(|s| s.commit.is_some())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn release_is_rendered_committed_and_pushed_with_trailers() {
     let s = Scenario::new("create").await;
@@ -133,11 +129,12 @@ async fn update_makes_one_commit_and_reapply_makes_none() {
 
     // A change that renders the same files (a label on the Release) makes no commit.
     let patch = json!({"metadata": {"labels": {"touched": "yes"}}});
+    let reconciles = s.metric(RELEASE_RECONCILES).await;
     s.releases()
         .patch("api", &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    s.wait_reconciles(reconciles, 1).await;
     let again = s.wait_release("api", "still committed", committed).await;
     assert_eq!(again.status.unwrap().commit, second.status.unwrap().commit);
     assert_eq!(
@@ -277,7 +274,8 @@ async fn controller_restart_makes_no_duplicate_commit() {
         committed(r) && r.status.as_ref().unwrap().observed_generation == Some(2)
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Every Release was looked at again by the new process.
+    s.wait_reconciles(0.0, 3).await;
     for app in ["a", "c"] {
         s.wait_release(app, "still committed", committed).await;
     }
@@ -292,24 +290,7 @@ async fn controller_restart_makes_no_duplicate_commit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn private_repository_is_written_with_the_secret_credentials() {
     let s = Scenario::new("auth").await;
-    let url = new_repo(&s.ns, true);
-    s.secret(
-        "creds",
-        &[
-            ("username", &harness_var("TUMBLER_GIT_USERNAME")),
-            ("password", &harness_var("TUMBLER_GIT_PASSWORD")),
-        ],
-    )
-    .await;
-    s.apply(
-        &s.environments(),
-        environment(
-            "staging",
-            &url,
-            json!({"repository": {"secretRef": {"name": "creds"}}}),
-        ),
-    )
-    .await;
+    s.private_repo_and_environment("staging").await;
     s.apply(
         &s.releases(),
         template_release("api", "staging", "api", "1.0.0"),

@@ -14,10 +14,6 @@ use tumbler::api::Release;
 
 use crate::harness::*;
 
-fn committed(rel: &Release) -> bool {
-    ready_is(rel, "True", "Committed") && rel.status.as_ref().is_some_and(|s| s.commit.is_some())
-}
-
 /// Refused for this reason, Stalled, at this generation.
 fn stalled_with(rel: &Release, reason: &str) -> bool {
     ready_is(rel, "False", reason) && cond(rel, "Stalled").is_some_and(|c| c.status == "True")
@@ -32,23 +28,12 @@ fn manifests_release(name: &str, env: &str, manifests: Value) -> Value {
     })
 }
 
-/// A controller for the scenario with its admin server on a known address.
-fn controller_with_metrics(s: &mut Scenario) -> String {
-    let addr = format!("127.0.0.1:{}", free_port());
-    s.start_controller_with(&["--metrics-addr", &addr]);
-    addr
-}
-
 const RECLONES: &str = "tumbler_git_operations_total{operation=\"reclone\"}";
-const RELEASE_RECONCILES: &str = "tumbler_reconciles_total{kind=\"Release\"}";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_git_refuses_fails_alone_while_five_good_releases_land() {
-    let mut s = Scenario::bare("refused").await;
-    let addr = controller_with_metrics(&mut s);
-    let url = new_repo(&s.ns, false);
-    s.apply(&s.environments(), environment("staging", &url, json!({})))
-        .await;
+    let s = Scenario::new("refused").await;
+    let url = s.repo_and_environment("staging", json!({})).await;
     // A kind git refuses as a path component (`.git.` is `.git` on some file systems),
     // submitted together with five good Releases.
     let bad =
@@ -57,11 +42,7 @@ async fn a_change_git_refuses_fails_alone_while_five_good_releases_land() {
         .await;
     let apps: Vec<String> = (0..5).map(|i| format!("good{i}")).collect();
     for app in &apps {
-        s.apply(
-            &s.releases(),
-            template_release(app, "staging", app, "1.0.0"),
-        )
-        .await;
+        s.release(app, "staging", "1.0.0").await;
     }
     for app in &apps {
         s.wait_release(app, "committed", committed).await;
@@ -85,7 +66,7 @@ async fn a_change_git_refuses_fails_alone_while_five_good_releases_land() {
         );
     }
     assert!(!clone.exists("envs/staging/bad"));
-    assert_eq!(sample(&scrape(&addr).await, RECLONES), 0.0, "no re-clone");
+    assert_eq!(s.metric(RECLONES).await, 0.0, "no re-clone");
     s.finish().await;
 }
 
@@ -105,30 +86,18 @@ fn black_hole() -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_git_server_that_never_answers_stalls_only_its_own_releases() {
     let s = Scenario::new("hang").await;
-    let good = new_repo(&s.ns, false);
     s.apply(
         &s.environments(),
         environment("dead", &black_hole(), json!({})),
     )
     .await;
-    s.apply(&s.environments(), environment("live", &good, json!({})))
-        .await;
+    s.repo_and_environment("live", json!({})).await;
     for i in 0..3 {
-        let name = format!("dead{i}");
-        s.apply(
-            &s.releases(),
-            template_release(&name, "dead", &name, "1.0.0"),
-        )
-        .await;
+        s.release(&format!("dead{i}"), "dead", "1.0.0").await;
     }
     let start = Instant::now();
     for i in 0..3 {
-        let name = format!("live{i}");
-        s.apply(
-            &s.releases(),
-            template_release(&name, "live", &name, "1.0.0"),
-        )
-        .await;
+        s.release(&format!("live{i}"), "live", "1.0.0").await;
     }
     for i in 0..3 {
         s.wait_release_for(
@@ -157,16 +126,9 @@ async fn a_git_server_that_never_answers_stalls_only_its_own_releases() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hand_broken_environment_kustomization_gives_one_reason_and_no_reclone_loop() {
-    let mut s = Scenario::bare("brokenkust").await;
-    let addr = controller_with_metrics(&mut s);
-    let url = new_repo(&s.ns, false);
-    s.apply(&s.environments(), environment("staging", &url, json!({})))
-        .await;
-    s.apply(
-        &s.releases(),
-        template_release("api", "staging", "api", "1.0.0"),
-    )
-    .await;
+    let s = Scenario::new("brokenkust").await;
+    let url = s.repo_and_environment("staging", json!({})).await;
+    s.release("api", "staging", "1.0.0").await;
     s.wait_release("api", "committed", committed).await;
 
     let outside = Clone::of(&url);
@@ -176,11 +138,7 @@ async fn a_hand_broken_environment_kustomization_gives_one_reason_and_no_reclone
     git(Some(outside.path()), &["commit", "-qam", "hand edit"]);
     outside_push(outside.path());
 
-    s.apply(
-        &s.releases(),
-        template_release("api", "staging", "api", "1.0.1"),
-    )
-    .await;
+    s.release("api", "staging", "1.0.1").await;
     let rel = s
         .wait_release("api", "the broken kustomization named", |r| {
             stalled_with(r, "InvalidKustomization")
@@ -190,17 +148,9 @@ async fn a_hand_broken_environment_kustomization_gives_one_reason_and_no_reclone
     assert!(message.contains("kustomization.yaml"), "{message}");
     // It is retried (a person may fix git without touching the Release), and no retry
     // clones the repository again.
-    let before = sample(&scrape(&addr).await, RELEASE_RECONCILES);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while sample(&scrape(&addr).await, RELEASE_RECONCILES) < before + 2.0 {
-        assert!(Instant::now() < deadline, "the Release was not retried");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    assert_eq!(
-        sample(&scrape(&addr).await, RECLONES),
-        0.0,
-        "no re-clone loop"
-    );
+    s.wait_reconciles(s.metric(RELEASE_RECONCILES).await, 2)
+        .await;
+    assert_eq!(s.metric(RECLONES).await, 0.0, "no re-clone loop");
 
     // Fixed by hand: the Release goes through without being touched.
     std::fs::write(&kpath, good).unwrap();
@@ -223,30 +173,9 @@ async fn a_hand_broken_environment_kustomization_gives_one_reason_and_no_reclone
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_a_namespace_with_an_environment_secret_and_releases_finishes_within_a_minute() {
     let s = Scenario::new("nsdelete").await;
-    let url = new_repo(&s.ns, true);
-    s.secret(
-        "creds",
-        &[
-            ("username", &harness_var("TUMBLER_GIT_USERNAME")),
-            ("password", &harness_var("TUMBLER_GIT_PASSWORD")),
-        ],
-    )
-    .await;
-    s.apply(
-        &s.environments(),
-        environment(
-            "staging",
-            &url,
-            json!({"repository": {"secretRef": {"name": "creds"}}}),
-        ),
-    )
-    .await;
+    let url = s.private_repo_and_environment("staging").await;
     for app in ["api", "web"] {
-        s.apply(
-            &s.releases(),
-            template_release(app, "staging", app, "1.0.0"),
-        )
-        .await;
+        s.release(app, "staging", "1.0.0").await;
     }
     for app in ["api", "web"] {
         s.wait_release(app, "committed", committed).await;
@@ -300,14 +229,8 @@ fn with_credentials(url: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_environment_repointed_to_another_folder_writes_its_releases_there() {
     let s = Scenario::new("repoint").await;
-    let url = new_repo(&s.ns, false);
-    s.apply(&s.environments(), environment("staging", &url, json!({})))
-        .await;
-    s.apply(
-        &s.releases(),
-        template_release("api", "staging", "api", "1.0.0"),
-    )
-    .await;
+    let url = s.repo_and_environment("staging", json!({})).await;
+    s.release("api", "staging", "1.0.0").await;
     let before = s.wait_release("api", "committed", committed).await;
     assert!(
         before
@@ -363,14 +286,8 @@ async fn an_environment_repointed_to_another_folder_writes_its_releases_there() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_and_absurdly_nested_releases_are_refused_and_the_others_go_on() {
     let mut s = Scenario::new("oversize").await;
-    let url = new_repo(&s.ns, false);
-    s.apply(&s.environments(), environment("staging", &url, json!({})))
-        .await;
-    s.apply(
-        &s.releases(),
-        template_release("first", "staging", "first", "1.0.0"),
-    )
-    .await;
+    let url = s.repo_and_environment("staging", json!({})).await;
+    s.release("first", "staging", "1.0.0").await;
     s.wait_release("first", "committed", committed).await;
     let pid = s.controller_pid().expect("controller running");
     let rss_before = rss_mib(pid);
@@ -420,11 +337,7 @@ async fn oversized_and_absurdly_nested_releases_are_refused_and_the_others_go_on
     // A restart lists every Release again, the deep one included: the others still go on.
     s.kill_controller();
     s.start_controller();
-    s.apply(
-        &s.releases(),
-        template_release("after", "staging", "after", "1.0.0"),
-    )
-    .await;
+    s.release("after", "staging", "1.0.0").await;
     s.wait_release("after", "committed after a restart", committed)
         .await;
     let clone = Clone::of(&url);
