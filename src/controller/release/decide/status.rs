@@ -277,61 +277,28 @@ fn judge_flux(
     generation: Option<i64>,
     now: &Time,
 ) -> Option<Verdict> {
-    let waiting = |reason, message| {
-        Some((
-            Phase::Committed,
-            Summary::Progressing { reason, message },
-            Requeue::After(Duration::from_secs(10)),
-        ))
-    };
     for ks in &cluster.kustomizations {
         let name = &ks.name;
-        let (suspended, ready, applied, attempted) = match &ks.state {
-            KustomizationState::NotInstalled => {
-                return waiting(
-                    Reason::FluxNotInstalled,
-                    format!(
-                        "committed; Flux Kustomizations are not installed in this cluster (Kustomization {name})"
-                    ),
-                );
-            }
-            KustomizationState::NotFound => {
-                return waiting(
-                    Reason::FluxKustomizationNotFound,
-                    format!(
-                        "committed; Flux Kustomization {name} named by the Environment does not exist"
-                    ),
-                );
-            }
+        let (ready, applied, attempted) = match &ks.state {
             KustomizationState::Found {
-                suspended,
+                suspended: false,
                 ready,
                 applied,
                 attempted,
-            } => (
-                *suspended,
-                ready.clone().unwrap_or_default(),
-                *applied,
-                *attempted,
-            ),
+            } => (ready.clone().unwrap_or_default(), *applied, *attempted),
+            other => return waiting(not_running(name, other)),
         };
-        if suspended {
-            return waiting(
-                Reason::FluxSuspended,
-                format!("committed; Flux Kustomization {name} is suspended"),
-            );
-        }
         if ready.status == "True" && applied {
             continue;
         }
         if ready.status != "False" || !attempted {
-            return waiting(
+            return waiting((
                 Reason::WaitingForFlux,
                 format!(
                     "committed {}; waiting for Flux Kustomization {name} to apply it",
                     short(&w.commit)
                 ),
-            );
+            ));
         }
         // Flux's own reason (BuildFailed, HealthCheckFailed…) is the Applied condition's.
         set_condition(
@@ -358,6 +325,35 @@ fn judge_flux(
         ));
     }
     None
+}
+
+/// Committed, and Flux has yet to apply it.
+fn waiting((reason, message): (Reason, String)) -> Option<Verdict> {
+    Some((
+        Phase::Committed,
+        Summary::Progressing { reason, message },
+        Requeue::After(Duration::from_secs(10)),
+    ))
+}
+
+/// Why a Kustomization that is missing, not installed or suspended applies nothing.
+fn not_running(name: &str, state: &KustomizationState) -> (Reason, String) {
+    match state {
+        KustomizationState::NotInstalled => (
+            Reason::FluxNotInstalled,
+            format!(
+                "committed; Flux Kustomizations are not installed in this cluster (Kustomization {name})"
+            ),
+        ),
+        KustomizationState::NotFound => (
+            Reason::FluxKustomizationNotFound,
+            format!("committed; Flux Kustomization {name} named by the Environment does not exist"),
+        ),
+        KustomizationState::Found { .. } => (
+            Reason::FluxSuspended,
+            format!("committed; Flux Kustomization {name} is suspended"),
+        ),
+    }
 }
 
 fn rolling(reason: Reason, message: String) -> Option<Verdict> {

@@ -1,0 +1,289 @@
+use super::*;
+
+#[test]
+fn stops_before_git_map_to_reasons_phases_and_stalled() {
+    let rel = release("api", 1);
+    // (situation, observed, reason, stalled, phase)
+    let mut cases: Vec<(&str, Observed, Reason, bool, Phase)> = vec![];
+    let mut obs = observed(&rel, environment(serde_json::json!({})), None);
+    obs.env = Err(Error::EnvironmentNotFound {
+        namespace: "team".into(),
+        name: "staging".into(),
+    });
+    obs.rendered = None;
+    obs.git = None;
+    cases.push((
+        "no environment",
+        obs,
+        Reason::EnvironmentNotFound,
+        true,
+        Phase::Failed,
+    ));
+
+    let mut obs = observed(&rel, environment(serde_json::json!({})), None);
+    obs.env = Err(kube_error(500));
+    obs.rendered = None;
+    obs.git = None;
+    cases.push((
+        "API error",
+        obs,
+        Reason::KubernetesError,
+        false,
+        Phase::Pending,
+    ));
+
+    let mut obs = observed(&rel, environment(serde_json::json!({})), None);
+    obs.git = Some(Err(Error::Credentials(CredentialsError::SecretNotFound {
+        namespace: "team".into(),
+        name: "git".into(),
+    })));
+    cases.push((
+        "no secret",
+        obs,
+        Reason::SecretNotFound,
+        true,
+        Phase::Failed,
+    ));
+
+    let mut obs = observed(&rel, environment(serde_json::json!({})), None);
+    obs.git = Some(Err(Error::Git(GitError::RepositoryUnreachable {
+        url: "https://git.example/gitops.git".into(),
+        message: "connection refused".into(),
+    })));
+    cases.push((
+        "git down",
+        obs,
+        Reason::RepositoryUnreachable,
+        false,
+        Phase::Pending,
+    ));
+
+    let mut obs = observed(&rel, environment(serde_json::json!({})), None);
+    obs.git = Some(Err(Error::Git(GitError::AuthenticationFailed {
+        url: "https://git.example/gitops.git".into(),
+    })));
+    cases.push((
+        "bad token",
+        obs,
+        Reason::AuthenticationFailed,
+        true,
+        Phase::Failed,
+    ));
+
+    let mut obs = observed(&rel, environment(serde_json::json!({})), None);
+    obs.rendered = Some(Err(Error::Render(RenderError::NoSource)));
+    obs.git = None;
+    cases.push(("two sources", obs, Reason::NoSource, true, Phase::Failed));
+
+    let obs = observed(
+        &rel,
+        environment(serde_json::json!({"suspend": true})),
+        None,
+    );
+    cases.push((
+        "suspended",
+        obs,
+        Reason::EnvironmentSuspended,
+        false,
+        Phase::Pending,
+    ));
+
+    let obs = observed(
+        &rel,
+        environment(serde_json::json!({})),
+        folder_of("other-team/api"),
+    );
+    cases.push((
+        "folder of another team",
+        obs,
+        Reason::AppConflict,
+        true,
+        Phase::Failed,
+    ));
+
+    for (what, obs, reason, stalled, phase) in cases {
+        let d = stopped_status(&rel, &obs);
+        assert_eq!(d.summary.reason(), reason, "{what}");
+        assert_eq!(is_stalled(&d), stalled, "{what}");
+        assert_eq!(d.status.phase, phase, "{what}");
+        let want = if stalled { Requeue::Backoff } else { d.requeue };
+        assert_eq!(d.requeue, want, "{what}");
+        assert!(d.status.commit.is_none(), "{what}: nothing was written");
+    }
+}
+
+#[test]
+fn a_render_error_shows_on_rendered_and_a_good_render_too() {
+    let rel = release("api", 1);
+    let mut obs = observed(&rel, environment(serde_json::json!({})), None);
+    obs.rendered = Some(Err(Error::Render(RenderError::NoSource)));
+    let d = stopped_status(&rel, &obs);
+    let rendered = cond(&d, api::RENDERED).unwrap();
+    assert_eq!(
+        (rendered.status.as_str(), rendered.reason.as_str()),
+        ("False", "NoSource")
+    );
+
+    let obs = observed(
+        &rel,
+        environment(serde_json::json!({"suspend": true})),
+        None,
+    );
+    let d = stopped_status(&rel, &obs);
+    assert_eq!(cond(&d, api::RENDERED).unwrap().status, "True");
+}
+
+#[test]
+fn a_transient_error_keeps_the_phase_of_the_same_generation() {
+    let mut rel = release("api", 3);
+    rel.status = Some(ReleaseStatus {
+        phase: Phase::Ready,
+        observed_generation: Some(3),
+        ..Default::default()
+    });
+    let mut obs = observed(&rel, environment(serde_json::json!({})), None);
+    obs.git = Some(Err(Error::Git(GitError::RepositoryUnreachable {
+        url: "u".into(),
+        message: "m".into(),
+    })));
+    assert_eq!(stopped_status(&rel, &obs).status.phase, Phase::Ready);
+    rel.metadata.generation = Some(4);
+    assert_eq!(stopped_status(&rel, &obs).status.phase, Phase::Pending);
+}
+
+#[test]
+fn claimants_agree_on_one_owner_even_when_created_in_the_same_second() {
+    let first = release("a-first", 1);
+    let second = release("b-second", 1);
+    let both = vec!["a-first".to_string(), "b-second".to_string()];
+    let env = || environment(serde_json::json!({}));
+    // Nothing in git: the cluster's order decides, for both.
+    let mut obs = observed(&second, env(), Some(None));
+    obs.claimants = both.clone();
+    let d = stopped_status(&second, &obs);
+    assert_eq!(d.summary.reason(), Reason::AppConflict);
+    assert!(d.summary.message().contains("team/a-first"));
+    let mut obs = observed(&first, env(), Some(None));
+    obs.claimants = both.clone();
+    assert!(matches!(plan(&first, &obs), Plan::Submit { .. }));
+    // The second one wrote first (the race the cluster cannot see): git decides, for both.
+    let mut obs = observed(&second, env(), folder_of("team/b-second"));
+    obs.claimants = both.clone();
+    assert!(matches!(plan(&second, &obs), Plan::Submit { .. }));
+    let mut obs = observed(&first, env(), folder_of("team/b-second"));
+    obs.claimants = both.clone();
+    let d = stopped_status(&first, &obs);
+    assert_eq!(d.summary.reason(), Reason::AppConflict);
+    assert!(d.summary.message().contains("team/b-second"));
+    // A recorded owner that no longer claims the app: the cluster's order again.
+    let mut obs = observed(&first, env(), folder_of("team/deleted"));
+    obs.claimants = both;
+    assert!(matches!(plan(&first, &obs), Plan::Submit { .. }));
+}
+
+#[test]
+fn a_first_write_submits_the_rendered_folder_with_its_trailers() {
+    let mut rel = release("api", 2);
+    rel.metadata.annotations = Some(BTreeMap::from([(
+        api::ROLLBACK_ANNOTATION.to_string(),
+        "1.3.0 -> 1.2.3".to_string(),
+    )]));
+    let obs = observed(&rel, environment(serde_json::json!({})), Some(None));
+    let Plan::Submit { change, .. } = plan(&rel, &obs) else {
+        panic!("expected a submit");
+    };
+    assert_eq!(change.release, "team/api");
+    assert_eq!(change.generation, 2);
+    assert_eq!(change.env_path, "envs/staging");
+    assert_eq!(change.app, "api");
+    assert_eq!(
+        change.kind,
+        ChangeKind::Rollback {
+            from: "1.3.0".into()
+        }
+    );
+    assert!(
+        change
+            .files
+            .as_ref()
+            .unwrap()
+            .contains_key(".tumbler/release.yaml")
+    );
+}
+
+#[test]
+fn a_written_generation_is_compared_not_written_again_unless_the_target_moved() {
+    let env = environment(serde_json::json!({}));
+    let rel = written_release(&env);
+    let files = render::render(&rel, &env).unwrap().files;
+    let mut edited = files.clone();
+    edited.insert("deployment-api.yaml".into(), b"edited by hand".to_vec());
+    edited.insert("extra.yaml".into(), b"x".to_vec());
+    for (folder, drift) in [
+        (files, vec![]),
+        (
+            edited,
+            vec!["deployment-api.yaml".to_string(), "extra.yaml".to_string()],
+        ),
+    ] {
+        let obs = observed(&rel, env.clone(), Some(Some(folder)));
+        let Plan::Compare { written } = plan(&rel, &obs) else {
+            panic!("expected a compare");
+        };
+        assert_eq!(written.drift.as_ref(), Some(&drift));
+        assert!(!written.pushed);
+        let d = status(&Facts {
+            release: &rel,
+            now: at(2000),
+            rendered: obs.rendered.as_ref(),
+            progress: Progress::InGit(written, Box::new(Ok(Cluster::default()))),
+        });
+        check(&rel, &d);
+        let drifted = cond(&d, api::DRIFTED).unwrap();
+        assert_eq!(
+            drifted.status,
+            if drift.is_empty() { "False" } else { "True" }
+        );
+        assert_eq!(d.note, None);
+    }
+    // The Environment now points at another folder: this generation is written there.
+    let moved = environment(
+        serde_json::json!({"repository": {"url": "https://git.example/gitops.git", "branch": "main", "path": "clusters/eu/staging"}}),
+    );
+    let obs = observed(&rel, moved, Some(None));
+    let Plan::Submit {
+        change,
+        env,
+        rendered,
+        git,
+    } = plan(&rel, &obs)
+    else {
+        panic!("expected a submit to the new target");
+    };
+    assert_eq!(change.env_path, "clusters/eu/staging");
+    assert!(needs_folder(&rel, rendered, &Target::of(env), 1));
+    let written = Written {
+        env,
+        rendered,
+        creds: &git.creds,
+        target: Target::of(env),
+        commit: "ab".repeat(20),
+        pushed: true,
+        drift: None,
+    };
+    let d = status(&Facts {
+        release: &rel,
+        now: at(2000),
+        rendered: obs.rendered.as_ref(),
+        progress: Progress::InGit(written, Box::new(Ok(Cluster::default()))),
+    });
+    check(&rel, &d);
+    assert_eq!(d.note.as_ref().map(|n| n.0), Some(Reason::Repointed));
+    assert!(
+        d.status
+            .target
+            .as_deref()
+            .unwrap()
+            .ends_with("clusters/eu/staging")
+    );
+}
