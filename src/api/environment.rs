@@ -45,6 +45,9 @@ pub struct EnvironmentSpec {
     /// What Releases may put into this Environment.
     #[serde(default)]
     pub policy: PolicySpec,
+    /// Which Releases may attach to this Environment, and what they may do.
+    #[serde(default)]
+    pub releases: ReleasesSpec,
     /// Stop writing to the repository; Releases wait with `Reconciling` until resumed.
     #[serde(default)]
     pub suspend: bool,
@@ -83,6 +86,53 @@ pub struct RepositorySpec {
 
 fn default_branch() -> String {
     "main".to_string()
+}
+
+/// Which Releases may attach to an Environment (Gateway API's `allowedRoutes`), where they
+/// may deploy, and whom Flux impersonates to apply them.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReleasesSpec {
+    /// Namespaces whose Releases may attach.
+    #[serde(default)]
+    pub namespaces: AllowedNamespaces,
+    /// More namespaces that Releases of other namespaces may deploy into (`spec.namespace`);
+    /// by default they deploy into their own namespace only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub target_namespaces: Vec<String>,
+    /// The ServiceAccount, in each Release's namespace, that Flux impersonates to apply what
+    /// Releases of other namespaces commit (their per-app Kustomization and HelmRelease).
+    /// Needs `spec.flux.perApp`. The platform admin creates it and its RoleBinding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub service_account_name: Option<String>,
+}
+
+/// The namespaces allowed to attach, as Gateway API's `RouteNamespaces`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "self.from != 'Selector' || has(self.selector)",
+        "message": "from: Selector needs a selector"
+    }
+]))]
+pub struct AllowedNamespaces {
+    /// `Same` (default): the Environment's namespace only; `Selector`: namespaces whose
+    /// labels match `selector`; `All`: every namespace.
+    #[serde(default)]
+    pub from: FromNamespaces,
+    /// Labels of the allowed namespaces, when `from` is `Selector`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum FromNamespaces {
+    #[default]
+    Same,
+    Selector,
+    All,
 }
 
 /// Commit settings.

@@ -41,16 +41,26 @@ use super::{Conditioned, LocalObjectRef, free_form_object, free_form_objects};
     {
         "rule": "self.app == oldSelf.app",
         "message": "spec.app is immutable; create a new Release to rename an app"
+    },
+    {
+        "rule": "(has(self.environmentNamespace) ? self.environmentNamespace : '') == (has(oldSelf.environmentNamespace) ? oldSelf.environmentNamespace : '')",
+        "message": "spec.environmentNamespace is immutable; create a new Release to move an app"
     }
 ]))]
 #[serde(rename_all = "camelCase")]
 pub struct ReleaseSpec {
-    /// Name of an Environment in the Release's namespace.
+    /// Name of the Environment to release into.
     #[schemars(
         length(min = 1, max = 253),
         regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
     )]
     pub environment: String,
+    /// Namespace of the Environment, when a platform team keeps it in its own namespace; it
+    /// must allow this Release's namespace (`spec.releases.namespaces`). Default: the
+    /// Release's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    pub environment_namespace: Option<String>,
     /// The app: a DNS-1123 label, used as the folder name in the repository and as the name of
     /// the objects of the app template.
     #[schemars(
@@ -58,10 +68,13 @@ pub struct ReleaseSpec {
         regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
     )]
     pub app: String,
-    /// Free text recorded in the commit, the release log and the status.
-    #[schemars(length(min = 1, max = 128))]
+    /// Free text recorded in the commit, the release log and the status; no control
+    /// characters (it becomes a commit trailer).
+    #[schemars(length(min = 1, max = 128), regex(pattern = r"^[^\x00-\x1f\x7f]+$"))]
     pub version: String,
-    /// Namespace the app's objects go to; defaults to the Environment's `targetNamespace`.
+    /// Namespace the app's objects go to. Default: the Environment's `targetNamespace` for
+    /// an Environment of the same namespace, the Release's own namespace otherwise (other
+    /// namespaces only when the Environment lists them in `spec.releases.targetNamespaces`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
     pub namespace: Option<String>,
