@@ -556,6 +556,25 @@ impl Release {
         }
     }
 
+    /// `(namespace, name)` of the Environment this Release names.
+    pub fn environment_key(&self) -> (String, String) {
+        let ns = self
+            .spec
+            .environment_namespace
+            .clone()
+            .or_else(|| self.metadata.namespace.clone())
+            .unwrap_or_default();
+        (ns, self.spec.environment.clone())
+    }
+
+    /// Whether the Release names an Environment of another namespace.
+    pub fn attached_across_namespaces(&self) -> bool {
+        self.spec
+            .environment_namespace
+            .as_ref()
+            .is_some_and(|ns| Some(ns) != self.metadata.namespace.as_ref())
+    }
+
     /// The version this Release was rolled back from, while its spec is still the one
     /// `tumbler rollback` restored (the [`ROLLBACK_ANNOTATION`] reads `<from> -> <to>`).
     pub fn rolled_back_from(&self) -> Option<String> {

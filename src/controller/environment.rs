@@ -64,7 +64,7 @@ pub enum FluxState {
 
 async fn observe(ctx: &Context, env: &Environment) -> Observed {
     let ns = env.namespace().unwrap_or_default();
-    let users = ctx.index.users(&ns, &env.name_any()).len();
+    let users = ctx.index.users(&(ns.clone(), env.name_any())).len();
     let repo = RepoKey {
         url: env.spec.repository.url.clone(),
         branch: env.spec.repository.branch.clone(),
@@ -221,9 +221,12 @@ async fn apply(env: Arc<Environment>, ctx: &Context) -> Result<Action, Error> {
 /// An Environment with Releases stays (and says so) until they are gone, so that each
 /// Release can still remove its app folder from git on deletion.
 async fn cleanup(env: Arc<Environment>, ctx: &Context) -> Result<Action, Error> {
-    let users = ctx
+    let users: Vec<String> = ctx
         .index
-        .users(&env.namespace().unwrap_or_default(), &env.name_any());
+        .users(&(env.namespace().unwrap_or_default(), env.name_any()))
+        .into_iter()
+        .map(|(ns, name)| format!("{ns}/{name}"))
+        .collect();
     if users.is_empty() {
         ctx.forget(&key(&*env));
         ctx.forget_credentials(&env);

@@ -22,6 +22,18 @@ pub enum Error {
         environment: String,
         owner: String,
     },
+    #[error(
+        "Environment {environment} does not admit Releases of namespace {namespace:?} ({rule}); ask its owners to allow it in spec.releases.namespaces"
+    )]
+    NotAllowed {
+        environment: String,
+        namespace: String,
+        rule: String,
+    },
+    #[error(
+        "Environment {environment} writes to the same repository and branch as {other}, in an equal or nested folder; give it a folder of its own"
+    )]
+    OverlappingEnvironment { environment: String, other: String },
     #[error(transparent)]
     Render(#[from] RenderError),
     #[error(transparent)]
@@ -47,6 +59,8 @@ impl Error {
                 Reason::KubernetesError
             }
             Error::AppConflict { .. } => Reason::AppConflict,
+            Error::NotAllowed { .. } => Reason::NotAllowedByEnvironment,
+            Error::OverlappingEnvironment { .. } => Reason::OverlappingEnvironment,
             Error::Render(e) => Reason::from(e),
             Error::Git(e) => Reason::from(e),
             Error::Finalizer(_) | Error::LeaderElection(_) => Reason::FinalizerFailed,
@@ -59,7 +73,10 @@ impl Error {
     /// the Secret, fix the repository).
     pub fn is_terminal(&self) -> bool {
         match self {
-            Error::EnvironmentNotFound { .. } | Error::AppConflict { .. } => true,
+            Error::EnvironmentNotFound { .. }
+            | Error::AppConflict { .. }
+            | Error::NotAllowed { .. }
+            | Error::OverlappingEnvironment { .. } => true,
             Error::Credentials(e) => !matches!(e, CredentialsError::Kube(_)),
             Error::Render(e) => e.is_terminal(),
             Error::Git(e) => e.is_terminal(),

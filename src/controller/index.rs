@@ -1,6 +1,7 @@
 //! Indexes over the Releases the reflector holds, so that no reconcile or mapper scans every
-//! Release: Releases by Environment (the Environment's users, the Releases an Environment or
-//! a Flux Kustomization change re-queues) and the claimants of one app folder.
+//! Release: Releases by the Environment they attach to (from any namespace), the claimants of
+//! one app folder, the Releases a Flux Kustomization change may settle; and the write
+//! targets of Environments, to find overlapping ones.
 //!
 //! The index is fed the same watch events as the reflector (`Index::observe`), including the
 //! relist after a watch restarts, which rebuilds it from scratch.
@@ -13,8 +14,10 @@ use kube::runtime::watcher;
 
 use crate::api::{Environment, Phase, Release};
 
-/// `(namespace, environment name)`.
+/// `(namespace, name)` of an Environment.
 pub type EnvKey = (String, String);
+/// `(namespace, name)` of a Release.
+pub type RelKey = (String, String);
 
 /// What the index keeps of one Release.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,44 +51,89 @@ impl Entry {
     }
 }
 
-/// Which Environments a Flux Kustomization applies.
+/// Where an Environment writes, for the overlap check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    /// The URL without credentials, scheme-insensitive, without a trailing `.git` or `/`.
+    pub repo: String,
+    pub branch: String,
+    pub path: String,
+    pub created: i64,
+    pub uid: String,
+}
+
+impl Target {
+    pub fn of(env: &Environment) -> Target {
+        let url = crate::gitops::redact_url(&env.spec.repository.url).to_lowercase();
+        let repo = url
+            .split_once("://")
+            .map_or(url.as_str(), |(_, rest)| rest)
+            .trim_end_matches('/')
+            .trim_end_matches(".git")
+            .to_string();
+        Target {
+            repo,
+            branch: env.spec.repository.branch.clone(),
+            path: env.spec.repository.path.trim_matches('/').to_string(),
+            created: env
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .map(|t| t.0.as_second())
+                .unwrap_or(i64::MAX),
+            uid: env.metadata.uid.clone().unwrap_or_default(),
+        }
+    }
+
+    /// The same repository and branch, and one folder equal to or inside the other.
+    pub fn overlaps(&self, other: &Target) -> bool {
+        let nested = |a: &str, b: &str| a == b || a.starts_with(&format!("{b}/"));
+        self.repo == other.repo
+            && self.branch == other.branch
+            && (nested(&self.path, &other.path) || nested(&other.path, &self.path))
+    }
+
+    fn older_than(&self, other: &Target) -> bool {
+        (self.created, &self.uid) < (other.created, &other.uid)
+    }
+}
+
+/// Which Environments a Flux Kustomization applies, and where each Environment writes.
 #[derive(Clone, Debug, Default)]
-struct FluxRefs {
+struct Environments {
     /// `(namespace, name)` of a Kustomization → the Environments that list it.
     listed: HashMap<(String, String), Vec<EnvKey>>,
-    /// Per-app mode: `(Kustomization namespace, environment name)` → Environment.
-    per_app: HashMap<(String, String), EnvKey>,
+    /// Per-app mode: environment name → the Environments of that name in per-app mode.
+    per_app: HashMap<String, Vec<EnvKey>>,
+    targets: HashMap<EnvKey, Target>,
 }
 
 #[derive(Debug, Default)]
 struct Releases {
-    by_env: HashMap<EnvKey, BTreeMap<String, Entry>>,
+    by_env: HashMap<EnvKey, BTreeMap<RelKey, Entry>>,
 }
 
 impl Releases {
     fn apply(&mut self, rel: &Release) {
-        let key = (
-            rel.namespace().unwrap_or_default(),
-            rel.spec.environment.clone(),
-        );
         self.by_env
-            .entry(key)
+            .entry(rel.environment_key())
             .or_default()
-            .insert(rel.name_any(), Entry::of(rel));
+            .insert(rel_key(rel), Entry::of(rel));
     }
 
     fn delete(&mut self, rel: &Release) {
-        let key = (
-            rel.namespace().unwrap_or_default(),
-            rel.spec.environment.clone(),
-        );
-        if let Some(names) = self.by_env.get_mut(&key) {
-            names.remove(&rel.name_any());
+        let env = rel.environment_key();
+        if let Some(names) = self.by_env.get_mut(&env) {
+            names.remove(&rel_key(rel));
             if names.is_empty() {
-                self.by_env.remove(&key);
+                self.by_env.remove(&env);
             }
         }
     }
+}
+
+fn rel_key(rel: &Release) -> RelKey {
+    (rel.namespace().unwrap_or_default(), rel.name_any())
 }
 
 /// The index. Cheap to read from many reconciles at once.
@@ -94,7 +142,7 @@ pub struct Index {
     releases: RwLock<Releases>,
     /// Built during a relist; replaces `releases` when the relist is done.
     relist: RwLock<Option<Releases>>,
-    flux: RwLock<FluxRefs>,
+    environments: RwLock<Environments>,
 }
 
 impl Index {
@@ -117,99 +165,115 @@ impl Index {
         }
     }
 
-    /// Names of the Releases in the Environment's namespace that name it, sorted.
-    pub fn users(&self, ns: &str, env: &str) -> Vec<String> {
+    /// The Releases attached to an Environment, from every namespace, sorted.
+    pub fn users(&self, env: &EnvKey) -> Vec<RelKey> {
         read(&self.releases)
             .by_env
-            .get(&(ns.to_string(), env.to_string()))
+            .get(env)
             .map(|m| m.keys().cloned().collect())
             .unwrap_or_default()
     }
 
-    /// The live Releases that claim `app` in an Environment, in the order that decides who
-    /// owns it: oldest first, then by uid (the same order everywhere, also for Releases
-    /// created in the same second).
-    pub fn claimants(&self, ns: &str, env: &str, app: &str) -> Vec<String> {
+    /// The live Releases that claim `app` in an Environment, as `namespace/name`, in the
+    /// order that decides who owns it: oldest first, then by uid (the same order everywhere,
+    /// also for Releases created in the same second).
+    pub fn claimants(&self, env: &EnvKey, app: &str) -> Vec<String> {
         let guard = read(&self.releases);
-        let Some(m) = guard.by_env.get(&(ns.to_string(), env.to_string())) else {
+        let Some(m) = guard.by_env.get(env) else {
             return vec![];
         };
-        let mut claims: Vec<(&String, &Entry)> = m
+        let mut claims: Vec<(&RelKey, &Entry)> = m
             .iter()
             .filter(|(_, e)| e.app == app && !e.deleting)
             .collect();
         claims.sort_by(|a, b| (a.1.created, &a.1.uid, a.0).cmp(&(b.1.created, &b.1.uid, b.0)));
-        claims.into_iter().map(|(n, _)| n.clone()).collect()
+        claims
+            .into_iter()
+            .map(|((ns, name), _)| format!("{ns}/{name}"))
+            .collect()
     }
 
     /// Releases of an Environment (of one app, if given) still waiting for Flux.
-    pub fn waiting_for_flux(&self, env: &EnvKey, app: Option<&str>) -> Vec<String> {
+    fn waiting_for_flux(&self, env: &EnvKey, app: Option<&str>) -> Vec<RelKey> {
         read(&self.releases)
             .by_env
             .get(env)
             .map(|m| {
                 m.iter()
                     .filter(|(_, e)| e.waiting_for_flux && app.is_none_or(|a| a == e.app))
-                    .map(|(n, _)| n.clone())
+                    .map(|(k, _)| k.clone())
                     .collect()
             })
             .unwrap_or_default()
     }
 
-    /// Records which Flux Kustomizations apply an Environment (called on every Environment
-    /// change the Release controller sees).
+    /// Records an Environment: the Flux Kustomizations that apply it and where it writes
+    /// (called on every Environment change the Release controller sees).
     pub fn environment(&self, env: &Environment) {
         let key: EnvKey = (env.namespace().unwrap_or_default(), env.name_any());
-        let mut flux = write(&self.flux);
-        for envs in flux.listed.values_mut() {
-            envs.retain(|e| *e != key);
+        let mut envs = write(&self.environments);
+        let Environments {
+            listed, per_app, ..
+        } = &mut *envs;
+        for keys in listed.values_mut().chain(per_app.values_mut()) {
+            keys.retain(|e| *e != key);
         }
-        flux.listed.retain(|_, envs| !envs.is_empty());
-        flux.per_app.retain(|_, e| *e != key);
+        envs.listed.retain(|_, keys| !keys.is_empty());
+        envs.per_app.retain(|_, keys| !keys.is_empty());
+        if env.metadata.deletion_timestamp.is_some() {
+            envs.targets.remove(&key);
+            return;
+        }
+        envs.targets.insert(key.clone(), Target::of(env));
         let Some(f) = env.spec.flux.as_ref() else {
             return;
         };
         for ks in &f.kustomizations {
             let ns = ks.namespace.clone().unwrap_or_else(|| key.0.clone());
-            flux.listed
+            envs.listed
                 .entry((ns, ks.name.clone()))
                 .or_default()
                 .push(key.clone());
         }
         if f.per_app {
-            let (_, ns) = crate::render::per_app_kustomization(env, "");
-            flux.per_app.insert((ns, key.1.clone()), key.clone());
+            envs.per_app.entry(key.1.clone()).or_default().push(key.clone());
         }
     }
 
-    /// The Releases a change of the Flux Kustomization `namespace/name` may settle:
-    /// `(namespace, name)` of each Release waiting for Flux in an Environment it applies.
-    pub fn applied_by(&self, namespace: &str, name: &str) -> Vec<(String, String)> {
-        let flux = read(&self.flux).clone();
+    /// An older Environment whose write target overlaps this one's, if any.
+    pub fn overlapping(&self, env: &Environment) -> Option<EnvKey> {
+        let key: EnvKey = (env.namespace().unwrap_or_default(), env.name_any());
+        let mine = Target::of(env);
+        let envs = read(&self.environments);
+        let mut older: Vec<(&EnvKey, &Target)> = envs
+            .targets
+            .iter()
+            .filter(|(k, t)| **k != key && t.overlaps(&mine) && t.older_than(&mine))
+            .collect();
+        older.sort_by(|a, b| (a.1.created, &a.1.uid).cmp(&(b.1.created, &b.1.uid)));
+        older.first().map(|(k, _)| (*k).clone())
+    }
+
+    /// The Releases a change of the Flux Kustomization `namespace/name` may settle: those
+    /// waiting for Flux in an Environment it applies (or, for a per-app Kustomization
+    /// `<environment>-<app>`, that app's).
+    pub fn applied_by(&self, namespace: &str, name: &str) -> Vec<RelKey> {
+        let envs = read(&self.environments).clone();
         let mut out = vec![];
-        if let Some(envs) = flux.listed.get(&(namespace.to_string(), name.to_string())) {
-            for env in envs {
-                out.extend(
-                    self.waiting_for_flux(env, None)
-                        .into_iter()
-                        .map(|n| (env.0.clone(), n)),
-                );
+        if let Some(keys) = envs.listed.get(&(namespace.to_string(), name.to_string())) {
+            for env in keys {
+                out.extend(self.waiting_for_flux(env, None));
             }
         }
-        // Per-app Kustomizations are named `<environment>-<app>`.
-        for ((ks_ns, env_name), env) in &flux.per_app {
-            if ks_ns != namespace {
-                continue;
-            }
-            if let Some(app) = name
+        for (env_name, keys) in &envs.per_app {
+            let Some(app) = name
                 .strip_prefix(env_name.as_str())
                 .and_then(|r| r.strip_prefix('-'))
-            {
-                out.extend(
-                    self.waiting_for_flux(env, Some(app))
-                        .into_iter()
-                        .map(|n| (env.0.clone(), n)),
-                );
+            else {
+                continue;
+            };
+            for env in keys {
+                out.extend(self.waiting_for_flux(env, Some(app)));
             }
         }
         out.sort();
@@ -227,120 +291,4 @@ fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::api::ReleaseStatus;
-
-    fn rel(ns: &str, name: &str, env: &str, app: &str, created: i64, uid: &str) -> Release {
-        let mut r: Release = serde_json::from_value(serde_json::json!({
-            "apiVersion": "tumbler.dev/v1alpha1", "kind": "Release",
-            "metadata": {"name": name, "namespace": ns, "uid": uid,
-                "creationTimestamp": jiff::Timestamp::from_second(created).unwrap().to_string()},
-            "spec": {"environment": env, "app": app, "version": "1"},
-        }))
-        .unwrap();
-        r.status = Some(ReleaseStatus::default());
-        r
-    }
-
-    fn env(ns: &str, name: &str, flux: serde_json::Value) -> Environment {
-        serde_json::from_value(serde_json::json!({
-            "apiVersion": "tumbler.dev/v1alpha1", "kind": "Environment",
-            "metadata": {"name": name, "namespace": ns},
-            "spec": {"repository": {"url": "https://git.example/x.git", "path": "envs/x"}, "flux": flux},
-        }))
-        .unwrap()
-    }
-
-    #[test]
-    fn claimants_are_ordered_by_age_then_uid_and_skip_deleting_ones() {
-        let ix = Index::default();
-        // Same second: the uid decides, not the name.
-        ix.observe(&watcher::Event::Apply(rel(
-            "a", "zz", "st", "api", 100, "u1",
-        )));
-        ix.observe(&watcher::Event::Apply(rel(
-            "a", "aa", "st", "api", 100, "u2",
-        )));
-        ix.observe(&watcher::Event::Apply(rel(
-            "a", "old", "st", "api", 50, "u9",
-        )));
-        ix.observe(&watcher::Event::Apply(rel(
-            "a", "web", "st", "web", 10, "u3",
-        )));
-        ix.observe(&watcher::Event::Apply(rel("b", "x", "st", "api", 1, "u4")));
-        assert_eq!(ix.claimants("a", "st", "api"), ["old", "zz", "aa"]);
-        let mut gone = rel("a", "old", "st", "api", 50, "u9");
-        gone.metadata.deletion_timestamp =
-            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-                jiff::Timestamp::from_second(60).unwrap(),
-            ));
-        ix.observe(&watcher::Event::Apply(gone.clone()));
-        assert_eq!(ix.claimants("a", "st", "api"), ["zz", "aa"]);
-        assert_eq!(ix.users("a", "st"), ["aa", "old", "web", "zz"]);
-        ix.observe(&watcher::Event::Delete(gone));
-        assert_eq!(ix.users("a", "st"), ["aa", "web", "zz"]);
-        assert!(ix.users("a", "prod").is_empty());
-    }
-
-    #[test]
-    fn a_relist_replaces_the_index_when_it_is_done() {
-        let ix = Index::default();
-        ix.observe(&watcher::Event::Apply(rel(
-            "a", "one", "st", "api", 1, "u1",
-        )));
-        ix.observe(&watcher::Event::Init);
-        ix.observe(&watcher::Event::InitApply(rel(
-            "a", "two", "st", "api", 1, "u2",
-        )));
-        assert_eq!(
-            ix.users("a", "st"),
-            ["one"],
-            "answers from the old state until done"
-        );
-        ix.observe(&watcher::Event::InitDone);
-        assert_eq!(ix.users("a", "st"), ["two"]);
-    }
-
-    #[test]
-    fn kustomization_changes_map_to_the_waiting_releases_they_apply() {
-        let ix = Index::default();
-        let mut waiting = rel("team", "api", "staging", "api", 1, "u1");
-        waiting.status = Some(ReleaseStatus {
-            commit: Some("abc".into()),
-            phase: Phase::Committed,
-            ..Default::default()
-        });
-        let mut done = rel("team", "web", "staging", "web", 1, "u2");
-        done.status = Some(ReleaseStatus {
-            commit: Some("abc".into()),
-            phase: Phase::Ready,
-            ..Default::default()
-        });
-        ix.observe(&watcher::Event::Apply(waiting));
-        ix.observe(&watcher::Event::Apply(done));
-        ix.environment(&env(
-            "team",
-            "staging",
-            serde_json::json!({"kustomizations": [{"name": "apps", "namespace": "flux-system"}]}),
-        ));
-        assert_eq!(
-            ix.applied_by("flux-system", "apps"),
-            [("team".to_string(), "api".to_string())]
-        );
-        assert!(ix.applied_by("flux-system", "other").is_empty());
-        assert!(ix.applied_by("team", "apps").is_empty());
-        // Per-app mode: `<environment>-<app>` in the first Kustomization's namespace.
-        ix.environment(&env(
-            "team",
-            "staging",
-            serde_json::json!({"perApp": true, "gitRepository": {"name": "repo"},
-                "kustomizations": [{"name": "apps", "namespace": "flux-system"}]}),
-        ));
-        assert_eq!(
-            ix.applied_by("flux-system", "staging-api"),
-            [("team".to_string(), "api".to_string())]
-        );
-        assert!(ix.applied_by("flux-system", "staging-web").is_empty());
-    }
-}
+mod tests;

@@ -37,6 +37,10 @@ pub enum Reason {
     SecretNotFound,
     InvalidSecret,
     AppConflict,
+    /// The Environment does not admit Releases of this namespace.
+    NotAllowedByEnvironment,
+    /// Another, older Environment writes to the same or a nested folder.
+    OverlappingEnvironment,
 
     // --- render
     InvalidName,
@@ -115,6 +119,8 @@ impl Reason {
             SecretNotFound => "SecretNotFound",
             InvalidSecret => "InvalidSecret",
             AppConflict => "AppConflict",
+            NotAllowedByEnvironment => "NotAllowedByEnvironment",
+            OverlappingEnvironment => "OverlappingEnvironment",
             InvalidName => "InvalidName",
             InvalidPath => "InvalidPath",
             NoSource => "NoSource",

@@ -186,11 +186,10 @@ fn release_controller(
         watcher::Config::default().any_semantic(),
         move |env: Environment| {
             by_env.environment(&env);
-            let ns = env.namespace().unwrap_or_default();
             by_env
-                .users(&ns, &env.name_any())
+                .users(&(env.namespace().unwrap_or_default(), env.name_any()))
                 .into_iter()
-                .map(move |name| ObjectRef::<Release>::new(&name).within(&ns))
+                .map(|(ns, name)| ObjectRef::<Release>::new(&name).within(&ns))
                 .collect::<Vec<_>>()
         },
     );
@@ -244,10 +243,8 @@ async fn environment_controller(
         api_for::<Release>(client, &config.namespace),
         watcher::Config::default().any_semantic(),
         move |rel: Release| {
-            Some(
-                ObjectRef::<Environment>::new(&rel.spec.environment)
-                    .within(&rel.namespace().unwrap_or_default()),
-            )
+            let (ns, name) = rel.environment_key();
+            Some(ObjectRef::<Environment>::new(&name).within(&ns))
         },
     )
     .with_config(

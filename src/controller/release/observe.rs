@@ -15,6 +15,7 @@ use crate::render;
 
 use super::super::Error;
 use super::super::context::Context;
+use super::decide::admission;
 use super::decide::{
     self, Cluster, Deployment, GitFacts, HelmRelease, Kustomization, KustomizationState, Observed,
     Target, Written,
@@ -31,24 +32,21 @@ const STUCK_REASONS: [&str; 5] = [
 
 /// The first observation: Environment, claimants, rendering, credentials, app folder.
 pub async fn release(ctx: &Context, rel: &Release) -> Observed {
-    let ns = rel.namespace().unwrap_or_default();
-    let claimants = ctx
-        .index
-        .claimants(&ns, &rel.spec.environment, &rel.spec.app);
-    let env = match ctx
-        .environments_api(&ns)
-        .get_opt(&rel.spec.environment)
-        .await
-    {
+    let env_key = rel.environment_key();
+    let claimants = ctx.index.claimants(&env_key, &rel.spec.app);
+    let (env_ns, env_name) = env_key;
+    let env = match ctx.environments_api(&env_ns).get_opt(&env_name).await {
         Ok(Some(env)) => Ok(env),
         Ok(None) => Err(Error::EnvironmentNotFound {
-            namespace: ns.clone(),
-            name: rel.spec.environment.clone(),
+            namespace: env_ns,
+            name: env_name,
         }),
         Err(e) => Err(Error::Kube(e)),
     };
     let mut obs = Observed {
         env,
+        overlaps: None,
+        namespace_labels: None,
         claimants,
         rendered: None,
         git: None,
@@ -57,6 +55,16 @@ pub async fn release(ctx: &Context, rel: &Release) -> Observed {
         return obs;
     };
     if env.spec.suspend {
+        return obs;
+    }
+    // Nothing is rendered or read through the Environment's credentials for a Release it
+    // does not admit.
+    obs.overlaps = ctx.index.overlapping(env);
+    if admission::needs_namespace_labels(rel, env) {
+        obs.namespace_labels = Some(namespace_labels(ctx, rel).await);
+    }
+    let labels = obs.namespace_labels.as_ref().and_then(|l| l.as_ref().ok());
+    if obs.overlaps.is_some() || admission::refusal(rel, env, labels).is_some() {
         return obs;
     }
     let rendered = render::render(rel, env).map_err(Error::from);
@@ -68,6 +76,18 @@ pub async fn release(ctx: &Context, rel: &Release) -> Observed {
     }
     obs.rendered = Some(rendered);
     obs
+}
+
+/// The labels of the Release's namespace.
+async fn namespace_labels(
+    ctx: &Context,
+    rel: &Release,
+) -> Result<std::collections::BTreeMap<String, String>, Error> {
+    let ns = rel.namespace().unwrap_or_default();
+    let found = Api::<k8s_openapi::api::core::v1::Namespace>::all(ctx.client.clone())
+        .get_opt(&ns)
+        .await?;
+    Ok(found.and_then(|n| n.metadata.labels).unwrap_or_default())
 }
 
 /// The credentials, and the app folder when `app` is given.
@@ -298,10 +318,10 @@ pub struct Deleting {
 /// namespace being deleted removes it before the Releases), the credentials this process
 /// read earlier are used.
 pub async fn deletion(ctx: &Context, rel: &Release) -> Deleting {
-    let ns = rel.namespace().unwrap_or_default();
+    let (env_ns, env_name) = rel.environment_key();
     let env = ctx
-        .environments_api(&ns)
-        .get_opt(&rel.spec.environment)
+        .environments_api(&env_ns)
+        .get_opt(&env_name)
         .await
         .map_err(Error::Kube);
     let git = match &env {

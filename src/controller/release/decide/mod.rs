@@ -3,6 +3,7 @@
 //! every situation is a table row in the unit tests. The phase is computed here, once, from
 //! the facts; nothing else assigns it.
 
+pub mod admission;
 mod status;
 
 use std::time::Duration;
@@ -61,8 +62,12 @@ pub struct GitFacts {
 #[derive(Debug)]
 pub struct Observed {
     pub env: Result<Environment, Error>,
-    /// The live Releases of this namespace that claim the same app in the same Environment,
-    /// in ownership order (oldest, then uid).
+    /// An older Environment (`namespace`, `name`) writing to an equal or nested folder.
+    pub overlaps: Option<(String, String)>,
+    /// Labels of the Release's namespace, read when the Environment admits by selector.
+    pub namespace_labels: Option<Result<std::collections::BTreeMap<String, String>, Error>>,
+    /// The live Releases (`namespace/name`, any namespace) that claim the same app in the
+    /// same Environment, in ownership order (oldest, then uid).
     pub claimants: Vec<String>,
     /// `None` when there was no Environment to render for.
     pub rendered: Option<Result<Rendered, Error>>,
@@ -264,6 +269,20 @@ pub fn plan<'a>(rel: &Release, obs: &'a Observed) -> Plan<'a> {
             environment: env.name_any(),
         });
     }
+    if let Some((ns, name)) = &obs.overlaps {
+        return Plan::Stop(Stopped::Failed(Fault::Found(Error::OverlappingEnvironment {
+            environment: format!("{}/{}", env.namespace().unwrap_or_default(), env.name_any()),
+            other: format!("{ns}/{name}"),
+        })));
+    }
+    let labels = match &obs.namespace_labels {
+        Some(Ok(l)) => Some(l),
+        Some(Err(e)) => return fail(e),
+        None => None,
+    };
+    if let Some(err) = admission::refusal(rel, env, labels) {
+        return Plan::Stop(Stopped::Failed(Fault::Found(err)));
+    }
     let rendered = match &obs.rendered {
         Some(Ok(r)) => r,
         Some(Err(e)) => return fail(e),
@@ -337,15 +356,14 @@ pub fn plan<'a>(rel: &Release, obs: &'a Observed) -> Plan<'a> {
 /// Who owns the app folder, the same answer for every claimant: the Release recorded in
 /// git when it still claims the folder (it won a race the cluster's order cannot see, e.g.
 /// two Releases created in the same second) or lives in another namespace (a folder another
-/// team wrote is never taken over); otherwise the oldest live claimant in this namespace.
+/// team wrote is never taken over); otherwise the oldest live claimant.
 fn owner(obs: &Observed, ns: &str, this: &str) -> Option<String> {
-    let claimants: Vec<String> = obs.claimants.iter().map(|c| format!("{ns}/{c}")).collect();
     match git_owner(obs) {
-        Some(o) if o == this || claimants.contains(&o) => Some(o),
+        Some(o) if o == this || obs.claimants.contains(&o) => Some(o),
         Some(o) if !o.starts_with(&format!("{ns}/")) => Some(o),
         // Recorded by a Release of this namespace that no longer claims it: the
         // cluster's order decides.
-        _ => claimants.into_iter().next(),
+        _ => obs.claimants.first().cloned(),
     }
 }
 
