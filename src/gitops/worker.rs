@@ -16,10 +16,12 @@ use tokio::sync::oneshot;
 use tracing::{debug, info, warn};
 
 use super::auth::{self, host_of};
+use super::job::{Job, Queued};
 use super::tree::{self, components};
+use super::writer::{Registry, lock};
 use super::{
-    Author, Change, Credentials, GitError, Job, Outcome, Queued, RepoKey, Stats, WriterOptions,
-    history, lock, redact_text, short_hash,
+    Author, Change, Credentials, GitError, Outcome, RepoKey, Stats, WriterOptions, history,
+    redact_text, short_hash,
 };
 
 const PUSH_REF: &str = "refs/tumbler/push";
@@ -32,7 +34,7 @@ pub struct Worker {
     opts: WriterOptions,
     stats: Arc<Stats>,
     /// The Writer's workers, to remove this one's handle when it retires.
-    registry: Weak<super::Registry>,
+    registry: Weak<Registry>,
     /// Jobs in the queue (the Writer adds, the worker takes away).
     depth: Arc<AtomicUsize>,
     /// When the cache last matched the remote (a fetch or one of our pushes).
@@ -59,7 +61,7 @@ impl Worker {
         cache_dir: &Path,
         opts: WriterOptions,
         stats: Arc<Stats>,
-        registry: Weak<super::Registry>,
+        registry: Weak<Registry>,
         depth: Arc<AtomicUsize>,
     ) -> Self {
         let dir = cache_dir.join(short_hash(&key));
