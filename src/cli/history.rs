@@ -1,6 +1,6 @@
 //! `tumbler log` and `tumbler rollback`: the release history, read from git.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::{Client, ResourceExt};
@@ -136,89 +136,112 @@ async fn environment_log(
     Ok((entries, applied, key, creds, writer))
 }
 
+/// Per log entry, whether Flux applied its commit (`None`: not known).
+type Applied = Vec<Option<bool>>;
+
 pub fn log(args: LogArgs) -> Result<()> {
     runtime()?.block_on(async move {
         let (entries, marks) = if let Some(repo) = &args.repo {
-            let entries = crate::gitops::log(
-                repo,
-                &args.rev,
-                args.path.as_deref(),
-                args.app.as_deref(),
-                args.limit,
-            )
-            .map_err(|e| err(e.to_string()))?;
-            let marks = vec![None; entries.len()];
-            (entries, marks)
+            local_log(repo, &args)?
         } else {
-            let name = args.environment.clone().ok_or_else(|| {
-                err("--environment is required (or --repo PATH for a local clone)")
-            })?;
-            let (client, ns) = client_and_ns(args.namespace.clone()).await?;
-            let env = Api::<Environment>::namespaced(client.clone(), &ns)
-                .get_opt(&name)
-                .await
-                .map_err(|e| err(e.to_string()))?
-                .ok_or_else(|| {
-                    err(format!(
-                        "Environment {name:?} not found in namespace {ns:?}"
-                    ))
-                })?;
-            let (entries, applied, key, creds, writer) =
-                environment_log(&client, &env, args.app.as_deref(), args.limit).await?;
-            let mut marks = vec![];
-            for e in &entries {
-                marks.push(match &applied {
-                    Some(a) => Some(
-                        writer
-                            .is_ancestor(key.clone(), creds.clone(), &e.commit, a)
-                            .await
-                            .unwrap_or(false),
-                    ),
-                    None => None,
-                });
-            }
-            (entries, marks)
+            cluster_log(&args).await?
         };
         if args.output == "json" {
-            let rows: Vec<_> = entries
-                .iter()
-                .zip(&marks)
-                .map(|(e, m)| json!({"entry": e, "applied": m}))
-                .collect();
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&rows).unwrap_or_default()
-            );
-            return Ok(());
-        }
-        println!(
-            "{:<9} {:<20} {:<10} {:<16} {:<16} {:<9} {:<8} RELEASE",
-            "COMMIT", "TIME", "APP", "VERSION", "AUTHOR", "ACTION", "APPLIED"
-        );
-        for (e, m) in entries.iter().zip(&marks) {
-            let time = jiff::Timestamp::from_second(e.time)
-                .map(|t| t.strftime("%Y-%m-%d %H:%M:%S").to_string())
-                .unwrap_or_default();
-            let author = e.author.split(" <").next().unwrap_or_default();
-            let applied = match m {
-                Some(true) => "yes",
-                Some(false) => "no",
-                None => "-",
-            };
-            println!(
-                "{:<9} {:<20} {:<10} {:<16} {:<16} {:<9} {:<8} {}",
-                &e.commit[..8],
-                time,
-                e.app,
-                e.version,
-                author,
-                e.action,
-                applied,
-                e.release
-            );
+            print_json(&entries, &marks);
+        } else {
+            print_table(&entries, &marks);
         }
         Ok(())
     })
+}
+
+/// The log of a local clone (`--repo`); whether Flux applied a commit is not known there.
+fn local_log(repo: &Path, args: &LogArgs) -> Result<(Vec<LogEntry>, Applied)> {
+    let entries = crate::gitops::log(
+        repo,
+        &args.rev,
+        args.path.as_deref(),
+        args.app.as_deref(),
+        args.limit,
+    )
+    .map_err(|e| err(e.to_string()))?;
+    let marks = vec![None; entries.len()];
+    Ok((entries, marks))
+}
+
+/// The log of an Environment in the cluster, each entry marked with whether Flux applied
+/// its commit.
+async fn cluster_log(args: &LogArgs) -> Result<(Vec<LogEntry>, Applied)> {
+    let name = args
+        .environment
+        .clone()
+        .ok_or_else(|| err("--environment is required (or --repo PATH for a local clone)"))?;
+    let (client, ns) = client_and_ns(args.namespace.clone()).await?;
+    let env = Api::<Environment>::namespaced(client.clone(), &ns)
+        .get_opt(&name)
+        .await
+        .map_err(|e| err(e.to_string()))?
+        .ok_or_else(|| {
+            err(format!(
+                "Environment {name:?} not found in namespace {ns:?}"
+            ))
+        })?;
+    let (entries, applied, key, creds, writer) =
+        environment_log(&client, &env, args.app.as_deref(), args.limit).await?;
+    let mut marks = vec![];
+    for e in &entries {
+        marks.push(match &applied {
+            Some(a) => Some(
+                writer
+                    .is_ancestor(key.clone(), creds.clone(), &e.commit, a)
+                    .await
+                    .unwrap_or(false),
+            ),
+            None => None,
+        });
+    }
+    Ok((entries, marks))
+}
+
+fn print_json(entries: &[LogEntry], marks: &[Option<bool>]) {
+    let rows: Vec<_> = entries
+        .iter()
+        .zip(marks)
+        .map(|(e, m)| json!({"entry": e, "applied": m}))
+        .collect();
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&rows).unwrap_or_default()
+    );
+}
+
+fn print_table(entries: &[LogEntry], marks: &[Option<bool>]) {
+    println!(
+        "{:<9} {:<20} {:<10} {:<16} {:<16} {:<9} {:<8} RELEASE",
+        "COMMIT", "TIME", "APP", "VERSION", "AUTHOR", "ACTION", "APPLIED"
+    );
+    for (e, m) in entries.iter().zip(marks) {
+        let time = jiff::Timestamp::from_second(e.time)
+            .map(|t| t.strftime("%Y-%m-%d %H:%M:%S").to_string())
+            .unwrap_or_default();
+        let author = e.author.split(" <").next().unwrap_or_default();
+        let applied = match m {
+            Some(true) => "yes",
+            Some(false) => "no",
+            None => "-",
+        };
+        println!(
+            "{:<9} {:<20} {:<10} {:<16} {:<16} {:<9} {:<8} {}",
+            &e.commit[..8],
+            time,
+            e.app,
+            e.version,
+            author,
+            e.action,
+            applied,
+            e.release
+        );
+    }
 }
 
 pub fn rollback(args: RollbackArgs) -> Result<()> {

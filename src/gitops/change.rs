@@ -1,0 +1,150 @@
+//! What the writer is asked to do: one Release's change to one app folder, who makes it,
+//! with which credentials, and what it came to.
+
+use std::collections::BTreeMap;
+
+/// Credentials from an Environment's Secret. `Debug` never shows the secrets.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Credentials {
+    None,
+    Basic {
+        username: String,
+        password: String,
+    },
+    Ssh {
+        identity: String,
+        known_hosts: Option<String>,
+    },
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credentials::None => f.write_str("None"),
+            Credentials::Basic { username, .. } => write!(
+                f,
+                "Basic {{ username: {username:?}, password: <redacted> }}"
+            ),
+            Credentials::Ssh { known_hosts, .. } => {
+                write!(
+                    f,
+                    "Ssh {{ identity: <redacted>, known_hosts: {} }}",
+                    if known_hosts.is_some() {
+                        "<set>"
+                    } else {
+                        "<none>"
+                    }
+                )
+            }
+        }
+    }
+}
+
+impl Credentials {
+    /// The secret strings, to scrub from any message that might echo them.
+    pub(super) fn secrets(&self) -> Vec<&str> {
+        match self {
+            Credentials::None => vec![],
+            Credentials::Basic { password, .. } => vec![password.as_str()],
+            Credentials::Ssh { identity, .. } => vec![identity.as_str()],
+        }
+    }
+}
+
+/// Author and committer of Tumbler's commits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Author {
+    pub name: String,
+    pub email: String,
+}
+
+/// Why a change is made; shows in the commit message and the `Tumbler-Action` trailer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChangeKind {
+    Release,
+    Delete,
+    Rollback { from: String },
+}
+
+impl ChangeKind {
+    pub fn action(&self) -> &'static str {
+        match self {
+            ChangeKind::Release => "release",
+            ChangeKind::Delete => "delete",
+            ChangeKind::Rollback { .. } => "rollback",
+        }
+    }
+}
+
+/// One Release's change to one app folder.
+#[derive(Clone, Debug)]
+pub struct Change {
+    /// `<namespace>/<name>` of the Release.
+    pub release: String,
+    pub generation: i64,
+    pub version: String,
+    pub environment: String,
+    /// Folder of the Environment in the repository.
+    pub env_path: String,
+    /// App folder under `env_path`.
+    pub app: String,
+    /// The app folder's files (paths relative to it); `None` removes the app.
+    pub files: Option<BTreeMap<String, Vec<u8>>>,
+    /// How the environment's kustomization.yaml lists the app, relative to the environment
+    /// folder; `None`: the app folder itself.
+    pub entry: Option<String>,
+    pub author: Author,
+    pub kind: ChangeKind,
+}
+
+impl Change {
+    pub(super) fn message(&self) -> String {
+        let title = match &self.kind {
+            ChangeKind::Release => format!(
+                "release {} {} to {}",
+                self.app, self.version, self.environment
+            ),
+            ChangeKind::Delete => format!("remove {} from {}", self.app, self.environment),
+            ChangeKind::Rollback { from } => {
+                format!(
+                    "rollback {} to {} in {} (from {from})",
+                    self.app, self.version, self.environment
+                )
+            }
+        };
+        format!(
+            "{title}\n\nTumbler-Release: {}\nTumbler-Generation: {}\nTumbler-Version: {}\nTumbler-App: {}\nTumbler-Environment: {}\nTumbler-Path: {}\nTumbler-Action: {}\n",
+            self.release,
+            self.generation,
+            one_line(&self.version),
+            self.app,
+            self.environment,
+            self.env_path,
+            self.kind.action()
+        )
+        // libgit2 takes the message as a C string.
+        .replace('\0', "")
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.replace(['\n', '\r'], " ")
+}
+
+/// What a submitted change came to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// A new commit, pushed.
+    Committed { commit: String },
+    /// The repository already had these files: no commit. `commit` is the last commit that
+    /// changed the app folder (or the head, if that is too far back).
+    Unchanged { commit: String },
+}
+
+impl Outcome {
+    pub fn commit(&self) -> &str {
+        match self {
+            Outcome::Committed { commit } | Outcome::Unchanged { commit } => commit,
+        }
+    }
+}
