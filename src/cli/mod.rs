@@ -79,6 +79,10 @@ pub struct ControllerArgs {
     /// Watch only this namespace (default: all namespaces).
     #[arg(long, env = "TUMBLER_WATCH_NAMESPACE")]
     pub watch_namespace: Option<String>,
+    /// Watch only Releases and Environments whose labels match this selector (e.g.
+    /// `tumbler.dev/shard=a`): several controllers can split the work by label.
+    #[arg(long, env = "TUMBLER_WATCH_LABEL_SELECTOR")]
+    pub watch_label_selector: Option<String>,
     /// Reconciles at once per kind.
     #[arg(long, env = "TUMBLER_CONCURRENCY", default_value_t = 8)]
     pub concurrency: u16,
@@ -149,6 +153,7 @@ fn controller(args: ControllerArgs) -> Result<()> {
         let config = crate::controller::Config {
             cache_dir: args.cache_dir,
             namespace: args.watch_namespace,
+            label_selector: args.watch_label_selector,
             concurrency: args.concurrency,
             git_timeout: std::time::Duration::from_secs(args.git_timeout.max(1)),
             reporter: "tumbler".into(),

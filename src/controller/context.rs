@@ -24,6 +24,8 @@ pub struct Config {
     pub cache_dir: PathBuf,
     /// Watch only this namespace (all when `None`).
     pub namespace: Option<String>,
+    /// Watch only Releases and Environments with these labels (a label selector).
+    pub label_selector: Option<String>,
     /// Reconciles run at once per controller.
     pub concurrency: u16,
     /// How long a git server may stay silent before an operation fails.

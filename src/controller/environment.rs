@@ -46,6 +46,8 @@ pub fn error_policy(env: Arc<Environment>, err: &Error, ctx: Arc<Context>) -> Ac
 pub struct Observed {
     /// Releases that name it.
     pub users: usize,
+    /// An older Environment writing to an equal or nested folder (`namespace`, `name`).
+    pub overlaps: Option<(String, String)>,
     /// The branch head, when the repository was probed (`None`: suspended, or probed
     /// successfully a moment ago at this generation).
     pub probe: Option<Result<String, Error>>,
@@ -65,6 +67,8 @@ pub enum FluxState {
 async fn observe(ctx: &Context, env: &Environment) -> Observed {
     let ns = env.namespace().unwrap_or_default();
     let users = ctx.index.users(&(ns.clone(), env.name_any())).len();
+    ctx.index.environment(env);
+    let overlaps = ctx.index.overlapping(env);
     let repo = RepoKey {
         url: env.spec.repository.url.clone(),
         branch: env.spec.repository.branch.clone(),
@@ -72,7 +76,7 @@ async fn observe(ctx: &Context, env: &Environment) -> Observed {
     let fresh = ctx.recently_probed(&key(env), env.metadata.generation)
         && env.status.as_ref().is_some_and(|s| s.head.is_some())
         && env.is_true(api::READY);
-    let probe = if env.spec.suspend || fresh {
+    let probe = if env.spec.suspend || fresh || overlaps.is_some() {
         None
     } else {
         Some(match credentials(ctx, env).await {
@@ -102,7 +106,12 @@ async fn observe(ctx: &Context, env: &Environment) -> Observed {
         };
         flux.push((format!("{ks_ns}/{}", ks.name), state));
     }
-    Observed { users, probe, flux }
+    Observed {
+        users,
+        overlaps,
+        probe,
+        flux,
+    }
 }
 
 /// How often an Environment with Flux objects is looked at again: their state is not
@@ -115,6 +124,13 @@ pub fn decide(env: &Environment, obs: &Observed, now: &Time) -> (EnvironmentStat
     let mut st = old.clone();
     st.releases = obs.users as u32;
     let summary = match &obs.probe {
+        _ if obs.overlaps.is_some() => {
+            let (ns, name) = obs.overlaps.clone().unwrap_or_default();
+            Summary::of_error(&Error::OverlappingEnvironment {
+                environment: format!("{}/{}", env.namespace().unwrap_or_default(), env.name_any()),
+                other: format!("{ns}/{name}"),
+            })
+        }
         _ if env.spec.suspend => Summary::Progressing {
             reason: Reason::Suspended,
             message: "spec.suspend is true: Tumbler does not write to this repository".into(),

@@ -236,7 +236,10 @@ impl Index {
                 .push(key.clone());
         }
         if f.per_app {
-            envs.per_app.entry(key.1.clone()).or_default().push(key.clone());
+            envs.per_app
+                .entry(key.1.clone())
+                .or_default()
+                .push(key.clone());
         }
     }
 

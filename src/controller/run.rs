@@ -109,6 +109,17 @@ fn writer_options(config: &Config) -> WriterOptions {
     }
 }
 
+/// The watch of Releases and Environments: every one, or only those whose labels match
+/// `--watch-label-selector` (to split the work between controllers, or to keep a test's
+/// controller to its own objects).
+fn watch_config(config: &Config) -> watcher::Config {
+    let base = watcher::Config::default().any_semantic();
+    match &config.label_selector {
+        Some(selector) => base.labels(selector),
+        None => base,
+    }
+}
+
 /// Resolves once shutdown was asked for.
 async fn stopped(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|v| *v).await;
@@ -165,7 +176,7 @@ fn release_controller(
     let fed = index.clone();
     let release_stream = kube::runtime::reflector(
         store_writer,
-        watcher::watcher(releases, watcher::Config::default().any_semantic())
+        watcher::watcher(releases, watch_config(config))
             .default_backoff()
             .modify(|rel: &mut Release| {
                 rel.managed_fields_mut().clear();
@@ -183,7 +194,7 @@ fn release_controller(
     let by_env = index.clone();
     let controller = Controller::for_stream(release_stream, store.clone()).watches(
         api_for::<Environment>(client, &config.namespace),
-        watcher::Config::default().any_semantic(),
+        watch_config(config),
         move |env: Environment| {
             by_env.environment(&env);
             by_env
@@ -237,11 +248,11 @@ async fn environment_controller(
     let config = &ctx.config;
     Controller::new(
         api_for::<Environment>(client, &config.namespace),
-        watcher::Config::default().any_semantic(),
+        watch_config(config),
     )
     .watches(
         api_for::<Release>(client, &config.namespace),
-        watcher::Config::default().any_semantic(),
+        watch_config(config),
         move |rel: Release| {
             let (ns, name) = rel.environment_key();
             Some(ObjectRef::<Environment>::new(&name).within(&ns))

@@ -159,6 +159,33 @@ impl Scenario {
     /// Starts one more controller for this namespace, with extra arguments and environment,
     /// logging to `controller-<ns><tag>.log`; the caller owns the process.
     pub fn spawn_controller(&self, tag: &str, args: &[&str], envs: &[(&str, &str)]) -> Child {
+        let mut all = vec!["--watch-namespace", self.ns.as_str()];
+        all.extend_from_slice(args);
+        self.spawn_controller_watching(tag, &all, envs)
+    }
+
+    /// Starts the scenario's controller watching every namespace, but only the Releases and
+    /// Environments labelled `tumbler.dev/e2e-scenario=<namespace>` (see [`Self::label`]).
+    pub fn start_cluster_wide_controller(&mut self) {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let selector = format!("tumbler.dev/e2e-scenario={}", self.ns);
+        let args = [
+            "--watch-label-selector",
+            selector.as_str(),
+            "--metrics-addr",
+            addr.as_str(),
+        ];
+        let child = self.spawn_controller_watching("", &args, &[]);
+        self.controller = Some(child);
+        self.metrics = Some(addr);
+    }
+
+    /// The label that puts an object in view of [`Self::start_cluster_wide_controller`].
+    pub fn label(&self) -> serde_json::Value {
+        json!({"tumbler.dev/e2e-scenario": self.ns})
+    }
+
+    fn spawn_controller_watching(&self, tag: &str, args: &[&str], envs: &[(&str, &str)]) -> Child {
         let path = self
             .log
             .with_file_name(format!("controller-{}{tag}.log", self.ns));
@@ -172,14 +199,7 @@ impl Scenario {
             self.cache.file_name().unwrap().to_string_lossy()
         ));
         Command::new(env!("CARGO_BIN_EXE_tumbler"))
-            .args([
-                "controller",
-                "--watch-namespace",
-                &self.ns,
-                "--log-format",
-                "text",
-                "--cache-dir",
-            ])
+            .args(["controller", "--log-format", "text", "--cache-dir"])
             .arg(&cache)
             .args(args)
             .env("TUMBLER_LOG", "info,tumbler=debug,kube=warn")
@@ -640,4 +660,17 @@ pub fn rss_mib(pid: u32) -> f64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map(|kb| kb / 1024.0)
         .unwrap_or(0.0)
+}
+
+/// The URL of a private repository with the harness's credentials in it.
+pub fn with_credentials(url: &str) -> String {
+    url.replacen(
+        "://",
+        &format!(
+            "://{}:{}@",
+            harness_var("TUMBLER_GIT_USERNAME"),
+            harness_var("TUMBLER_GIT_PASSWORD")
+        ),
+        1,
+    )
 }

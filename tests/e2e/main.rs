@@ -6,6 +6,7 @@ mod flux;
 mod harness;
 mod install;
 mod robust;
+mod tenancy;
 
 use std::time::Duration;
 

@@ -213,19 +213,6 @@ async fn deleting_a_namespace_with_an_environment_secret_and_releases_finishes_w
     s.finish().await;
 }
 
-/// The URL of a private repository with the harness's credentials in it.
-fn with_credentials(url: &str) -> String {
-    url.replacen(
-        "://",
-        &format!(
-            "://{}:{}@",
-            harness_var("TUMBLER_GIT_USERNAME"),
-            harness_var("TUMBLER_GIT_PASSWORD")
-        ),
-        1,
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_environment_repointed_to_another_folder_writes_its_releases_there() {
     let s = Scenario::new("repoint").await;

@@ -43,10 +43,18 @@ fn key(ns: &str, name: &str) -> (String, String) {
 fn claimants_are_ordered_by_age_then_uid_across_namespaces_and_skip_deleting_ones() {
     let ix = Index::default();
     // Same second: the uid decides, not the name.
-    ix.observe(&watcher::Event::Apply(rel("a", "zz", "st", "api", 100, "u1")));
-    ix.observe(&watcher::Event::Apply(rel("a", "aa", "st", "api", 100, "u2")));
-    ix.observe(&watcher::Event::Apply(rel("a", "old", "st", "api", 50, "u9")));
-    ix.observe(&watcher::Event::Apply(rel("a", "web", "st", "web", 10, "u3")));
+    ix.observe(&watcher::Event::Apply(rel(
+        "a", "zz", "st", "api", 100, "u1",
+    )));
+    ix.observe(&watcher::Event::Apply(rel(
+        "a", "aa", "st", "api", 100, "u2",
+    )));
+    ix.observe(&watcher::Event::Apply(rel(
+        "a", "old", "st", "api", 50, "u9",
+    )));
+    ix.observe(&watcher::Event::Apply(rel(
+        "a", "web", "st", "web", 10, "u3",
+    )));
     ix.observe(&watcher::Event::Apply(rel("b", "x", "st", "api", 1, "u4")));
     let st = key("a", "st");
     assert_eq!(ix.claimants(&st, "api"), ["a/old", "a/zz", "a/aa"]);
@@ -62,8 +70,12 @@ fn claimants_are_ordered_by_age_then_uid_across_namespaces_and_skip_deleting_one
     );
     assert!(ix.users(&key("a", "prod")).is_empty());
     // Releases of other namespaces attached to one Environment claim together.
-    ix.observe(&watcher::Event::Apply(attached("team-b", "api", "platform", 7, "u7")));
-    ix.observe(&watcher::Event::Apply(attached("team-a", "api", "platform", 5, "u5")));
+    ix.observe(&watcher::Event::Apply(attached(
+        "team-b", "api", "platform", 7, "u7",
+    )));
+    ix.observe(&watcher::Event::Apply(attached(
+        "team-a", "api", "platform", 5, "u5",
+    )));
     assert_eq!(
         ix.claimants(&key("platform", "prod"), "api"),
         ["team-a/api", "team-b/api"]
@@ -74,10 +86,18 @@ fn claimants_are_ordered_by_age_then_uid_across_namespaces_and_skip_deleting_one
 fn a_relist_replaces_the_index_when_it_is_done() {
     let ix = Index::default();
     let st = key("a", "st");
-    ix.observe(&watcher::Event::Apply(rel("a", "one", "st", "api", 1, "u1")));
+    ix.observe(&watcher::Event::Apply(rel(
+        "a", "one", "st", "api", 1, "u1",
+    )));
     ix.observe(&watcher::Event::Init);
-    ix.observe(&watcher::Event::InitApply(rel("a", "two", "st", "api", 1, "u2")));
-    assert_eq!(ix.users(&st), [key("a", "one")], "answers from the old state until done");
+    ix.observe(&watcher::Event::InitApply(rel(
+        "a", "two", "st", "api", 1, "u2",
+    )));
+    assert_eq!(
+        ix.users(&st),
+        [key("a", "one")],
+        "answers from the old state until done"
+    );
     ix.observe(&watcher::Event::InitDone);
     assert_eq!(ix.users(&st), [key("a", "two")]);
 }
@@ -126,7 +146,11 @@ fn the_later_of_two_environments_writing_to_overlapping_folders_is_found() {
     );
     ix.environment(&nested);
     assert_eq!(ix.overlapping(&nested), Some(key("platform", "prod")));
-    assert_eq!(ix.overlapping(&first), None, "the older one keeps its folder");
+    assert_eq!(
+        ix.overlapping(&first),
+        None,
+        "the older one keeps its folder"
+    );
     let elsewhere = env(
         "team",
         "other",
@@ -134,7 +158,11 @@ fn the_later_of_two_environments_writing_to_overlapping_folders_is_found() {
         30,
     );
     ix.environment(&elsewhere);
-    assert_eq!(ix.overlapping(&elsewhere), None, "a sibling folder is not nested");
+    assert_eq!(
+        ix.overlapping(&elsewhere),
+        None,
+        "a sibling folder is not nested"
+    );
     let other_branch = env(
         "team",
         "branch",

@@ -113,8 +113,14 @@ mod tests {
             }]),
         };
         assert!(matches(&sel, &labels(&[("tenant", "true")])));
-        assert!(matches(&sel, &labels(&[("tenant", "true"), ("tier", "prod")])));
-        assert!(!matches(&sel, &labels(&[("tenant", "true"), ("tier", "sandbox")])));
+        assert!(matches(
+            &sel,
+            &labels(&[("tenant", "true"), ("tier", "prod")])
+        ));
+        assert!(!matches(
+            &sel,
+            &labels(&[("tenant", "true"), ("tier", "sandbox")])
+        ));
         assert!(!matches(&sel, &labels(&[("tenant", "false")])));
         assert!(!matches(&sel, &labels(&[])));
         assert!(matches(&LabelSelector::default(), &labels(&[])));

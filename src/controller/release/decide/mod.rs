@@ -270,10 +270,12 @@ pub fn plan<'a>(rel: &Release, obs: &'a Observed) -> Plan<'a> {
         });
     }
     if let Some((ns, name)) = &obs.overlaps {
-        return Plan::Stop(Stopped::Failed(Fault::Found(Error::OverlappingEnvironment {
-            environment: format!("{}/{}", env.namespace().unwrap_or_default(), env.name_any()),
-            other: format!("{ns}/{name}"),
-        })));
+        return Plan::Stop(Stopped::Failed(Fault::Found(
+            Error::OverlappingEnvironment {
+                environment: format!("{}/{}", env.namespace().unwrap_or_default(), env.name_any()),
+                other: format!("{ns}/{name}"),
+            },
+        )));
     }
     let labels = match &obs.namespace_labels {
         Some(Ok(l)) => Some(l),

@@ -65,7 +65,9 @@ pub(super) fn observed(
     let rendered = render::render(rel, &env).map_err(Error::from);
     Observed {
         env: Ok(env),
-        claimants: vec![rel.metadata.name.clone().unwrap()],
+        overlaps: None,
+        namespace_labels: None,
+        claimants: vec![format!("team/{}", rel.metadata.name.clone().unwrap())],
         rendered: Some(rendered),
         git: Some(Ok(GitFacts {
             creds: Credentials::None,

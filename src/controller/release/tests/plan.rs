@@ -155,7 +155,7 @@ fn a_transient_error_keeps_the_phase_of_the_same_generation() {
 fn claimants_agree_on_one_owner_even_when_created_in_the_same_second() {
     let first = release("a-first", 1);
     let second = release("b-second", 1);
-    let both = vec!["a-first".to_string(), "b-second".to_string()];
+    let both = vec!["team/a-first".to_string(), "team/b-second".to_string()];
     let env = || environment(serde_json::json!({}));
     // Nothing in git: the cluster's order decides, for both.
     let mut obs = observed(&second, env(), Some(None));
@@ -286,4 +286,94 @@ fn a_written_generation_is_compared_not_written_again_unless_the_target_moved() 
             .unwrap()
             .ends_with("clusters/eu/staging")
     );
+}
+
+/// A Release of `team-a` attached to Environment `production` of namespace `platform`.
+fn attached(releases: serde_json::Value) -> (Release, Environment) {
+    let mut rel = release("api", 1);
+    rel.metadata.namespace = Some("team-a".into());
+    rel.spec.environment = "production".into();
+    rel.spec.environment_namespace = Some("platform".into());
+    let mut env = environment(serde_json::json!({"releases": releases}));
+    env.metadata.name = Some("production".into());
+    env.metadata.namespace = Some("platform".into());
+    (rel, env)
+}
+
+#[test]
+fn an_environment_admits_releases_of_other_namespaces_only_as_it_says() {
+    let labels = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let selector = serde_json::json!({"namespaces": {"from": "Selector", "selector": {"matchLabels": {"tumbler.dev/tenant": "true"}}}});
+    // (situation, releases spec, namespace labels, admitted)
+    let cases = [
+        ("default is Same", serde_json::json!({}), None, false),
+        (
+            "All",
+            serde_json::json!({"namespaces": {"from": "All"}}),
+            None,
+            true,
+        ),
+        (
+            "selector matches",
+            selector.clone(),
+            Some(labels(&[("tumbler.dev/tenant", "true")])),
+            true,
+        ),
+        (
+            "selector does not match",
+            selector.clone(),
+            Some(labels(&[("team", "a")])),
+            false,
+        ),
+    ];
+    for (what, spec, ns_labels, admitted) in cases {
+        let (rel, env) = attached(spec);
+        let mut obs = observed(&rel, env, Some(None));
+        obs.claimants = vec!["team-a/api".into()];
+        obs.namespace_labels = ns_labels.map(Ok);
+        match plan(&rel, &obs) {
+            Plan::Submit { change, .. } => {
+                assert!(admitted, "{what}: submitted");
+                assert_eq!(change.release, "team-a/api");
+            }
+            Plan::Stop(stopped) => {
+                assert!(!admitted, "{what}: refused");
+                let d = status(&Facts {
+                    release: &rel,
+                    now: at(1),
+                    rendered: obs.rendered.as_ref(),
+                    progress: Progress::Stopped(stopped),
+                });
+                check(&rel, &d);
+                assert_eq!(
+                    d.summary.reason(),
+                    Reason::NotAllowedByEnvironment,
+                    "{what}"
+                );
+                assert!(is_stalled(&d));
+                let message = d.summary.message();
+                assert!(
+                    message.contains("platform/production") && message.contains("team-a"),
+                    "{message}"
+                );
+            }
+            other => panic!("{what}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_release_of_an_environment_overlapping_an_older_one_is_refused() {
+    let rel = release("api", 1);
+    let mut obs = observed(&rel, environment(serde_json::json!({})), Some(None));
+    obs.overlaps = Some(("platform".into(), "production".into()));
+    let d = stopped_status(&rel, &obs);
+    assert_eq!(d.summary.reason(), Reason::OverlappingEnvironment);
+    assert!(d.summary.message().contains("platform/production"));
+    assert!(is_stalled(&d));
 }
