@@ -24,10 +24,17 @@ fn docs(yaml: &str) -> Vec<Value> {
         .collect()
 }
 
+/// The rules of the controller's ClusterRole (not the roles aggregated for people).
 fn cluster_role_rules(yaml: &str) -> Value {
     docs(yaml)
         .into_iter()
-        .find(|d| d["kind"] == "ClusterRole")
+        .find(|d| {
+            d["kind"] == "ClusterRole"
+                && !d["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .starts_with("tumbler-release-")
+        })
         .expect("a ClusterRole")["rules"]
         .clone()
 }
@@ -94,6 +101,53 @@ async fn chart_and_kustomize_install_on_the_api_server_with_the_same_rbac() {
         &["-n", "tumbler-system", "get", "deployment", "tumbler"],
         None,
     );
+    // Namespace `edit` may manage Releases, `view` read them; neither reaches Environments.
+    for role in ["edit", "view"] {
+        let sa = format!("people-{role}");
+        must(
+            "kubectl",
+            &["-n", &s.ns, "create", "serviceaccount", &sa],
+            None,
+        );
+        let subject = format!("{}:{sa}", s.ns);
+        must(
+            "kubectl",
+            &[
+                "-n",
+                &s.ns,
+                "create",
+                "rolebinding",
+                &sa,
+                "--clusterrole",
+                role,
+                "--serviceaccount",
+                &subject,
+            ],
+            None,
+        );
+    }
+    for (role, verb, resource, allowed) in [
+        ("edit", "create", "releases.tumbler.dev", "yes"),
+        ("edit", "create", "environments.tumbler.dev", "no"),
+        ("view", "list", "releases.tumbler.dev", "yes"),
+        ("view", "create", "releases.tumbler.dev", "no"),
+    ] {
+        let who = format!("system:serviceaccount:{}:people-{role}", s.ns);
+        // Aggregation is asynchronous: poll.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (_, out) = run_cmd(
+                "kubectl",
+                &["auth", "can-i", verb, resource, "-n", &s.ns, "--as", &who],
+                None,
+            );
+            if out.trim() == allowed {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{role} {verb} {resource}: {out}");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
     s.finish().await;
 }
 
