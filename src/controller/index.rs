@@ -177,7 +177,7 @@ impl Index {
                 .push(key.clone());
         }
         if f.per_app {
-            let (_, ns) = crate::render::per_app_kustomization(env, "");
+            let ns = crate::render::per_app_namespace(env, None);
             flux.per_app.insert((ns, key.1.clone()), key.clone());
         }
     }

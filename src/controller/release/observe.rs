@@ -102,7 +102,7 @@ pub async fn credentials(ctx: &Context, env: &Environment) -> Result<Credentials
 pub fn applying_kustomizations(env: &Environment, rel: &Release) -> Vec<NamespacedObjectRef> {
     match env.spec.flux.as_ref() {
         Some(f) if f.per_app => {
-            let (name, namespace) = render::per_app_kustomization(env, &rel.spec.app);
+            let (name, namespace) = render::per_app_kustomization(env, rel);
             vec![NamespacedObjectRef {
                 name,
                 namespace: Some(namespace),
