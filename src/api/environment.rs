@@ -189,6 +189,17 @@ pub struct PolicySpec {
     /// `HelmRelease.helm.toolkit.fluxcd.io`). Empty: every namespaced kind.
     #[serde(default)]
     pub allowed_kinds: Vec<String>,
+    /// Allow Flux's own objects (`*.toolkit.fluxcd.io`: Kustomization, HelmRelease,
+    /// GitRepository...) in Releases' manifests and patches. Flux would apply what they name
+    /// with its own rights. Default: refused (the HelmRelease and HelmRepository Tumbler
+    /// writes for a Helm chart are always allowed).
+    #[serde(default)]
+    pub allow_flux_objects: bool,
+    /// Allow RBAC objects (`rbac.authorization.k8s.io`) in Releases attached from other
+    /// namespaces. Default: refused, since a RoleBinding in the team's namespace can grant
+    /// the Secrets there.
+    #[serde(default, rename = "allowRBAC")]
+    pub allow_rbac: bool,
 }
 
 /// Observed state of an Environment.

@@ -61,6 +61,8 @@ pub struct Context {
     pub releases: Store<Release>,
     /// Releases by Environment and app, fed the reflector's events.
     pub index: Arc<Index>,
+    /// Cluster-scoped kinds, from API discovery.
+    pub scopes: super::discovery::ScopeCache,
     pub config: Config,
     pub metrics: Arc<Metrics>,
     /// Consecutive failures per object, for exponential backoff; an entry goes on success

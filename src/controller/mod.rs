@@ -9,11 +9,13 @@
 //! - `status`: the finalizer wrapper, kstatus conditions, the one status write, Events;
 //! - `index`: Releases by Environment and app, fed by the reflector's events;
 //! - `context`: what every reconcile receives;
+//! - `discovery`: which kinds are cluster-scoped, from API discovery, cached;
 //! - `run`: the admin server, leader election, and both controllers until shutdown;
 //! - `metrics`, `admin`: `/metrics`, `/healthz`, `/readyz`.
 
 mod admin;
 mod context;
+mod discovery;
 mod environment;
 mod error;
 mod index;

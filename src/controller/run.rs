@@ -56,6 +56,7 @@ pub async fn run(client: Client, config: Config) -> Result<(), Error> {
         ),
         releases: store.clone(),
         index,
+        scopes: Default::default(),
         config: config.clone(),
         metrics,
         failures: Mutex::default(),

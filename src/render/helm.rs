@@ -1,6 +1,7 @@
 //! Helm source: a Flux `HelmRelease` (helm.toolkit.fluxcd.io/v2) and its source, a
 //! `HelmRepository` (source.toolkit.fluxcd.io/v1; `type: oci` for `oci://` registries),
-//! with the values inline.
+//! with the values inline. For a Release Flux applies as a tenant's ServiceAccount, the
+//! HelmRelease is pinned to that account and to the Release's target namespace.
 
 use serde_json::{Value, json};
 
@@ -27,7 +28,7 @@ pub fn render(ctx: &Ctx<'_>, helm: &HelmSource) -> Result<Vec<Value>, RenderErro
     if oci {
         repository["spec"]["type"] = json!("oci");
     }
-    let release = json!({
+    let mut release = json!({
         "apiVersion": "helm.toolkit.fluxcd.io/v2",
         "kind": "HelmRelease",
         "metadata": {"name": ctx.app},
@@ -45,5 +46,41 @@ pub fn render(ctx: &Ctx<'_>, helm: &HelmSource) -> Result<Vec<Value>, RenderErro
             "values": values,
         },
     });
+    if let Some(account) = ctx.service_account {
+        for (field, value) in pins(ctx, account) {
+            release["spec"][field] = json!(value);
+        }
+    }
     Ok(vec![repository, release])
+}
+
+/// The HelmRelease fields impersonation pins: Flux's helm-controller installs as `account`,
+/// into and with its storage in the target namespace.
+fn pins<'a>(ctx: &Ctx<'a>, account: &'a str) -> [(&'static str, &'a str); 3] {
+    [
+        ("serviceAccountName", account),
+        ("targetNamespace", ctx.namespace),
+        ("storageNamespace", ctx.namespace),
+    ]
+}
+
+/// After patches: Tumbler's HelmRelease still has the fields impersonation pins.
+pub fn check_pins(obj: &Value, ctx: &Ctx<'_>) -> Result<(), RenderError> {
+    let Some(account) = ctx.service_account else {
+        return Ok(());
+    };
+    if obj["kind"].as_str() != Some("HelmRelease") {
+        return Ok(());
+    }
+    for (field, value) in pins(ctx, account) {
+        if obj["spec"][field].as_str() != Some(value) {
+            return Err(RenderError::InvalidManifest {
+                at: super::policy::describe(obj),
+                why: format!(
+                    "spec.{field} must stay {value:?}: Flux applies this Release as the Environment's spec.releases.serviceAccountName in its target namespace, and spec.patches may not change that"
+                ),
+            });
+        }
+    }
+    Ok(())
 }

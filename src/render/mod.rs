@@ -5,13 +5,19 @@
 //! manifests) → put every namespaced object in the target namespace and label it →
 //! apply patches → check policy → one YAML file per object, a kustomization.yaml listing
 //! them, and `.tumbler/release.yaml` holding the Release that produced the folder.
+//!
+//! A Release attached to an Environment of another namespace deploys into its own
+//! namespace and may be applied by Flux as the tenant's ServiceAccount (see `tenancy` and
+//! docs/MULTITENANCY.md).
 
 mod helm;
 mod limits;
 mod manifests;
 mod patch;
 mod policy;
+mod scope;
 mod template;
+mod tenancy;
 
 use std::collections::BTreeMap;
 
@@ -19,6 +25,9 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::api::{Environment, NamespacedObjectRef, Release};
+
+pub use scope::Scopes;
+pub use tenancy::{per_app_kustomization, per_app_namespace};
 
 /// What a Release renders to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,19 +48,6 @@ pub struct Rendered {
 /// The file holding an app's own Flux Kustomization in per-app mode; listed by the
 /// environment's kustomization.yaml, not by the app's.
 pub const PER_APP_FILE: &str = "flux-kustomization.yaml";
-
-/// Name and namespace of the Flux Kustomization that applies one app in per-app mode.
-pub fn per_app_kustomization(env: &Environment, app: &str) -> (String, String) {
-    let env_name = env.metadata.name.clone().unwrap_or_default();
-    let ns = env
-        .spec
-        .flux
-        .as_ref()
-        .and_then(|f| f.kustomizations.first().and_then(|k| k.namespace.clone()))
-        .or_else(|| env.metadata.namespace.clone())
-        .unwrap_or_default();
-    (format!("{env_name}-{app}"), ns)
-}
 
 /// Most bytes the files of one app folder may hold in all (the objects, kustomization.yaml
 /// and `.tumbler/release.yaml`, which records the Release's spec). A bigger Release is
@@ -110,6 +106,25 @@ pub enum RenderError {
     TooLarge { what: String, limit: String },
     #[error("the Environment's spec.{field}: {why}")]
     InvalidEnvironment { field: String, why: String },
+    #[error(
+        "spec.namespace {namespace:?} is not allowed: a Release of namespace {release_namespace:?} attached to the Environment {environment} deploys into its own namespace, and into another only when the Environment lists it in spec.releases.targetNamespaces"
+    )]
+    TargetNamespaceNotAllowed {
+        namespace: String,
+        release_namespace: String,
+        environment: String,
+    },
+    #[error(
+        "{object}: Flux objects (*.toolkit.fluxcd.io) are refused in a Release's manifests and patches, since Flux would apply what they name with its own rights (the Environment's spec.policy.allowFluxObjects is false)"
+    )]
+    FluxObjectRefused { object: String },
+    #[error(
+        "{object}: RBAC objects (rbac.authorization.k8s.io) are refused for a Release of namespace {release_namespace:?} attached to an Environment of another namespace: a Role or RoleBinding in the team's namespace could grant what the platform did not, such as the Secrets there (the Environment's spec.policy.allowRBAC is false)"
+    )]
+    RbacRefused {
+        object: String,
+        release_namespace: String,
+    },
     #[error("writing YAML: {0}")]
     Yaml(String),
 }
@@ -129,6 +144,9 @@ impl RenderError {
             RenderError::InvalidValues { .. } => "InvalidValues",
             RenderError::TooLarge { .. } => "RenderTooLarge",
             RenderError::InvalidEnvironment { .. } => "InvalidEnvironment",
+            RenderError::TargetNamespaceNotAllowed { .. } => "TargetNamespaceNotAllowed",
+            RenderError::FluxObjectRefused { .. } => "FluxObjectRefused",
+            RenderError::RbacRefused { .. } => "RBACRefused",
             RenderError::Yaml(_) => "RenderFailed",
         }
     }
@@ -148,7 +166,10 @@ impl RenderError {
             | RenderError::PatchFailed { .. }
             | RenderError::InvalidValues { .. }
             | RenderError::TooLarge { .. }
-            | RenderError::InvalidEnvironment { .. } => true,
+            | RenderError::InvalidEnvironment { .. }
+            | RenderError::TargetNamespaceNotAllowed { .. }
+            | RenderError::FluxObjectRefused { .. }
+            | RenderError::RbacRefused { .. } => true,
             RenderError::Yaml(_) => false,
         }
     }
@@ -208,26 +229,45 @@ fn check_path(path: &str) -> Result<(), RenderError> {
     Ok(())
 }
 
-/// Renders a Release for an Environment.
+/// Renders a Release for an Environment, deciding cluster scope by the built-in list of
+/// Kubernetes' cluster-scoped kinds (as `tumbler render` does).
 pub fn render(release: &Release, env: &Environment) -> Result<Rendered, RenderError> {
+    render_with(release, env, None)
+}
+
+/// Renders a Release for an Environment; `scopes` (from API discovery) decides which kinds
+/// are cluster-scoped, the built-in list the kinds it does not know.
+pub fn render_with(
+    release: &Release,
+    env: &Environment,
+    scopes: Option<&Scopes>,
+) -> Result<Rendered, RenderError> {
     let spec = &release.spec;
     check_app(&spec.app)?;
+    check_version(&spec.version)?;
     let release_name = release.metadata.name.clone().unwrap_or_default();
     check_path(&env.spec.repository.path)?;
     let per_app_git = per_app_git_repository(env)?;
-    let namespace = target_namespace(release, env)?;
+    let namespace = tenancy::target_namespace(release, env)?;
     let ctx = Ctx {
         app: &spec.app,
         namespace: &namespace,
         version: &spec.version,
         release: &release_name,
         release_ns: release.metadata.namespace.as_deref().unwrap_or_default(),
+        service_account: tenancy::impersonation(release, env)?,
     };
-    let objects = build_objects(release, env, &ctx)?;
+    let rules = policy::Rules {
+        policy: &env.spec.policy,
+        scopes,
+        attached_from: tenancy::attached_from(release, env),
+    };
+    let objects = build_objects(release, &rules, &ctx)?;
     let mut folder = app_folder(release, &objects)?;
     let mut env_entry = None;
     if let Some(git) = per_app_git {
-        folder.put(PER_APP_FILE.into(), &app_kustomization(env, &ctx, git))?;
+        let kustomization = tenancy::app_kustomization(env, release, &ctx, git);
+        folder.put(PER_APP_FILE.into(), &kustomization)?;
         env_entry = Some(format!("{}/{PER_APP_FILE}", spec.app));
     }
 
@@ -262,6 +302,19 @@ fn check_app(app: &str) -> Result<(), RenderError> {
     Ok(())
 }
 
+/// The version is free text that reaches commit messages and trailers: no control
+/// characters (the CRD refuses them too; this covers `tumbler render` and older objects).
+fn check_version(version: &str) -> Result<(), RenderError> {
+    if version.chars().any(char::is_control) {
+        return Err(invalid_name(
+            "version",
+            version,
+            "it must not hold control characters (line breaks, tabs, NUL...)",
+        ));
+    }
+    Ok(())
+}
+
 /// In per-app mode, the GitRepository the app's own Flux Kustomization reads (the
 /// Environment must name it); `None` otherwise.
 fn per_app_git_repository(env: &Environment) -> Result<Option<&NamespacedObjectRef>, RenderError> {
@@ -277,56 +330,52 @@ fn per_app_git_repository(env: &Environment) -> Result<Option<&NamespacedObjectR
     Ok(Some(git))
 }
 
-/// The namespace the objects go to: the Release's, else the Environment's default; a
-/// DNS-1123 label.
-fn target_namespace(release: &Release, env: &Environment) -> Result<String, RenderError> {
-    let namespace = release
-        .spec
-        .namespace
-        .clone()
-        .or_else(|| env.default_app_namespace().map(str::to_string))
-        .ok_or_else(|| {
-            invalid_name(
-                "namespace",
-                "",
-                "no target namespace: set spec.namespace or the Environment's targetNamespace",
-            )
-        })?;
-    if !is_dns_label(&namespace) {
-        return Err(invalid_name(
-            "namespace",
-            &namespace,
-            "it must be a DNS-1123 label",
-        ));
-    }
-    Ok(namespace)
-}
-
 /// The objects of the Release, within the limits: built from its source, placed in the
 /// target namespace and labelled, patched, then checked against the Environment's policy.
 fn build_objects(
     release: &Release,
-    env: &Environment,
+    rules: &policy::Rules<'_>,
     ctx: &Ctx<'_>,
 ) -> Result<Vec<Value>, RenderError> {
     let spec = &release.spec;
     // Before anything is built from the Release: its size, object count and nesting.
     let record_bytes = limits::check_release(spec)?;
-    let mut objects = match (&spec.template, &spec.helm, &spec.manifests) {
-        (Some(t), None, None) => template::render(ctx, t)?,
-        (None, Some(h), None) => helm::render(ctx, h)?,
-        (None, None, Some(m)) => manifests::parse(m)?,
+    let (mut objects, generated) = match (&spec.template, &spec.helm, &spec.manifests) {
+        (Some(t), None, None) => (template::render(ctx, t)?, true),
+        (None, Some(h), None) => (helm::render(ctx, h)?, true),
+        (None, None, Some(m)) => (manifests::parse(m)?, false),
         _ => return Err(RenderError::NoSource),
     };
-    for obj in objects.iter_mut() {
-        policy::place(obj, ctx, &env.spec.policy)?;
+    // What Tumbler generated, by group and kind: a patch may change such an object, not
+    // turn it into another kind.
+    let own: Vec<(String, String)> = if generated {
+        objects.iter().map(identity).collect()
+    } else {
+        vec![]
+    };
+    let is_own = |i: usize, obj: &Value| own.get(i).is_some_and(|id| *id == identity(obj));
+    for (i, obj) in objects.iter_mut().enumerate() {
+        let own = is_own(i, obj);
+        policy::place(obj, ctx, rules, own)?;
     }
     let mut weights = limits::Weights::new(record_bytes, &objects)?;
     patch::apply_all(&mut objects, &spec.patches, &mut weights)?;
-    for obj in objects.iter_mut() {
-        policy::check(obj, ctx, &env.spec.policy)?;
+    for (i, obj) in objects.iter().enumerate() {
+        let own = is_own(i, obj);
+        policy::check(obj, ctx, rules, own)?;
+        if own {
+            helm::check_pins(obj, ctx)?;
+        }
     }
     Ok(objects)
+}
+
+/// Group and kind of an object.
+fn identity(obj: &Value) -> (String, String) {
+    (
+        policy::group_of(obj).to_string(),
+        obj["kind"].as_str().unwrap_or_default().to_string(),
+    )
 }
 
 /// The app folder: one file per object, the kustomization.yaml listing them, and the
@@ -353,25 +402,6 @@ fn app_folder(release: &Release, objects: &[Value]) -> Result<Folder, RenderErro
     Ok(folder)
 }
 
-/// The app's own Flux Kustomization in per-app mode: it applies the app folder from `git`.
-fn app_kustomization(env: &Environment, ctx: &Ctx<'_>, git: &NamespacedObjectRef) -> Value {
-    let (name, ns) = per_app_kustomization(env, ctx.app);
-    json!({
-        "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
-        "kind": "Kustomization",
-        "metadata": {"name": name, "namespace": ns, "labels": ctx.labels()},
-        "spec": {
-            "interval": "10m",
-            "retryInterval": "30s",
-            "path": format!("./{}/{}", env.spec.repository.path, ctx.app),
-            "prune": true,
-            "wait": true,
-            "timeout": "5m",
-            "sourceRef": {"kind": "GitRepository", "name": git.name, "namespace": git.namespace.clone().unwrap_or_else(|| ns.clone())},
-        },
-    })
-}
-
 /// What a source renderer needs to know.
 pub(crate) struct Ctx<'a> {
     pub app: &'a str,
@@ -379,6 +409,9 @@ pub(crate) struct Ctx<'a> {
     pub version: &'a str,
     pub release: &'a str,
     pub release_ns: &'a str,
+    /// The ServiceAccount Flux impersonates to apply the Release (an attached Release of an
+    /// Environment with `spec.releases.serviceAccountName`).
+    pub service_account: Option<&'a str>,
 }
 
 impl Ctx<'_> {

@@ -1,62 +1,23 @@
 //! Policy: every namespaced object goes to the Release's namespace and carries Tumbler's
-//! labels; cluster-scoped kinds and kinds outside the allow-list are refused, naming the
-//! object.
+//! labels; cluster-scoped kinds, kinds outside the allow-list, Flux's own kinds and (for
+//! Releases attached from another namespace) RBAC objects are refused, naming the object.
 
 use serde_json::{Value, json};
 
+use super::scope::{Scopes, is_cluster_scoped};
 use super::{Ctx, RenderError};
 use crate::api::PolicySpec;
 
-/// Built-in kinds without a namespace (`kind`, `group`).
-const CLUSTER_SCOPED: &[(&str, &str)] = &[
-    ("Namespace", ""),
-    ("Node", ""),
-    ("PersistentVolume", ""),
-    ("ComponentStatus", ""),
-    ("ClusterRole", "rbac.authorization.k8s.io"),
-    ("ClusterRoleBinding", "rbac.authorization.k8s.io"),
-    ("CustomResourceDefinition", "apiextensions.k8s.io"),
-    ("StorageClass", "storage.k8s.io"),
-    ("CSIDriver", "storage.k8s.io"),
-    ("CSINode", "storage.k8s.io"),
-    ("VolumeAttachment", "storage.k8s.io"),
-    ("VolumeAttributesClass", "storage.k8s.io"),
-    ("PriorityClass", "scheduling.k8s.io"),
-    ("IngressClass", "networking.k8s.io"),
-    ("IPAddress", "networking.k8s.io"),
-    ("ServiceCIDR", "networking.k8s.io"),
-    ("RuntimeClass", "node.k8s.io"),
-    (
-        "ValidatingWebhookConfiguration",
-        "admissionregistration.k8s.io",
-    ),
-    (
-        "MutatingWebhookConfiguration",
-        "admissionregistration.k8s.io",
-    ),
-    ("ValidatingAdmissionPolicy", "admissionregistration.k8s.io"),
-    (
-        "ValidatingAdmissionPolicyBinding",
-        "admissionregistration.k8s.io",
-    ),
-    ("MutatingAdmissionPolicy", "admissionregistration.k8s.io"),
-    (
-        "MutatingAdmissionPolicyBinding",
-        "admissionregistration.k8s.io",
-    ),
-    ("APIService", "apiregistration.k8s.io"),
-    ("CertificateSigningRequest", "certificates.k8s.io"),
-    ("ClusterTrustBundle", "certificates.k8s.io"),
-    ("FlowSchema", "flowcontrol.apiserver.k8s.io"),
-    ("PriorityLevelConfiguration", "flowcontrol.apiserver.k8s.io"),
-    ("DeviceClass", "resource.k8s.io"),
-    ("ResourceSlice", "resource.k8s.io"),
-    ("TokenReview", "authentication.k8s.io"),
-    ("SelfSubjectReview", "authentication.k8s.io"),
-    ("SubjectAccessReview", "authorization.k8s.io"),
-    ("SelfSubjectAccessReview", "authorization.k8s.io"),
-    ("SelfSubjectRulesReview", "authorization.k8s.io"),
-];
+/// The API group of Kubernetes RBAC.
+const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
+
+/// What the policy checks against: the Environment's policy, the kinds' scopes, and
+/// whether the Release is attached from another namespace (its namespace, then).
+pub(crate) struct Rules<'a> {
+    pub policy: &'a PolicySpec,
+    pub scopes: Option<&'a Scopes>,
+    pub attached_from: Option<&'a str>,
+}
 
 /// The API group of an object (`""` for the core group).
 pub fn group_of(obj: &Value) -> &str {
@@ -76,26 +37,56 @@ pub fn describe(obj: &Value) -> String {
     )
 }
 
-pub fn is_cluster_scoped(obj: &Value) -> bool {
-    let kind = obj["kind"].as_str().unwrap_or_default();
-    let group = group_of(obj);
-    CLUSTER_SCOPED
-        .iter()
-        .any(|(k, g)| *k == kind && *g == group)
+/// Whether `group` is one of Flux's (`*.toolkit.fluxcd.io`).
+pub fn is_flux_group(group: &str) -> bool {
+    group == "toolkit.fluxcd.io" || group.ends_with(".toolkit.fluxcd.io")
 }
 
-/// Sets namespace and labels, refusing objects that name another namespace.
-pub fn place(obj: &mut Value, ctx: &Ctx<'_>, policy: &PolicySpec) -> Result<(), RenderError> {
-    let cluster = is_cluster_scoped(obj);
+/// Refuses what no place or patch can make acceptable: a cluster-scoped object unless the
+/// policy allows them, a Flux object the Release brought (not one Tumbler generated, `own`)
+/// unless allowed, an RBAC object of an attached Release unless allowed. Returns whether the
+/// object is cluster-scoped.
+fn refuse(obj: &Value, rules: &Rules<'_>, own: bool) -> Result<bool, RenderError> {
+    let policy = rules.policy;
+    let cluster = is_cluster_scoped(obj, rules.scopes);
     if cluster && !policy.allow_cluster_scoped {
         return Err(RenderError::ClusterScopedRefused {
             object: describe(obj),
         });
     }
+    let group = group_of(obj);
+    if is_flux_group(group) && !own && !policy.allow_flux_objects {
+        return Err(RenderError::FluxObjectRefused {
+            object: describe(obj),
+        });
+    }
+    if let Some(release_namespace) = rules.attached_from
+        && group == RBAC_GROUP
+        && !policy.allow_rbac
+    {
+        return Err(RenderError::RbacRefused {
+            object: describe(obj),
+            release_namespace: release_namespace.to_string(),
+        });
+    }
+    Ok(cluster)
+}
+
+/// Sets namespace and labels, refusing objects that name another namespace.
+pub(crate) fn place(
+    obj: &mut Value,
+    ctx: &Ctx<'_>,
+    rules: &Rules<'_>,
+    own: bool,
+) -> Result<(), RenderError> {
+    let cluster = refuse(obj, rules, own)?;
     let described = describe(obj);
-    let metadata = obj["metadata"]
-        .as_object_mut()
-        .expect("checked by the source");
+    let Some(metadata) = obj.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return Err(RenderError::InvalidManifest {
+            at: described,
+            why: "metadata is not a mapping".into(),
+        });
+    };
     if cluster {
         metadata.remove("namespace");
     } else {
@@ -112,7 +103,6 @@ pub fn place(obj: &mut Value, ctx: &Ctx<'_>, policy: &PolicySpec) -> Result<(), 
             }
         }
     }
-    let metadata = obj["metadata"].as_object_mut().expect("object");
     let labels = metadata.entry("labels").or_insert_with(|| json!({}));
     if let Some(labels) = labels.as_object_mut() {
         for (k, v) in ctx.labels() {
@@ -129,33 +119,40 @@ pub fn place(obj: &mut Value, ctx: &Ctx<'_>, policy: &PolicySpec) -> Result<(), 
     Ok(())
 }
 
-/// Checks the allow-list and, after patches, that nothing moved namespace.
-pub fn check(obj: &Value, ctx: &Ctx<'_>, policy: &PolicySpec) -> Result<(), RenderError> {
+/// Whether an `allowedKinds` entry names the kind of `group`: `Kind` matches any group,
+/// `Kind.group` that group only (`Kind.` the core group).
+fn kind_matches(entry: &str, kind: &str, group: &str) -> bool {
+    match entry.split_once('.') {
+        Some((k, g)) => k == kind && g == group,
+        None => entry == kind,
+    }
+}
+
+/// After patches: the allow-list, the refusals of [`place`] again, and that nothing moved
+/// namespace. `own`: Tumbler generated the object as it is (same group and kind).
+pub(crate) fn check(
+    obj: &Value,
+    ctx: &Ctx<'_>,
+    rules: &Rules<'_>,
+    own: bool,
+) -> Result<(), RenderError> {
     let kind = obj["kind"].as_str().unwrap_or_default();
     let group = group_of(obj);
-    if !policy.allowed_kinds.is_empty() {
-        let allowed = policy
+    let policy = rules.policy;
+    if !policy.allowed_kinds.is_empty()
+        && !policy
             .allowed_kinds
             .iter()
-            .any(|entry| match entry.split_once('.') {
-                Some((k, g)) => k == kind && g == group,
-                None => entry == kind,
-            });
-        if !allowed {
-            return Err(RenderError::ForbiddenKind {
-                object: describe(obj),
-                kind: kind.to_string(),
-                allowed: policy.allowed_kinds.join(", "),
-            });
-        }
+            .any(|entry| kind_matches(entry, kind, group))
+    {
+        return Err(RenderError::ForbiddenKind {
+            object: describe(obj),
+            kind: kind.to_string(),
+            allowed: policy.allowed_kinds.join(", "),
+        });
     }
-    if is_cluster_scoped(obj) {
-        if !policy.allow_cluster_scoped {
-            return Err(RenderError::ClusterScopedRefused {
-                object: describe(obj),
-            });
-        }
-    } else if obj["metadata"]["namespace"].as_str() != Some(ctx.namespace) {
+    let cluster = refuse(obj, rules, own)?;
+    if !cluster && obj["metadata"]["namespace"].as_str() != Some(ctx.namespace) {
         return Err(RenderError::WrongNamespace {
             object: describe(obj),
             namespace: obj["metadata"]["namespace"]

@@ -603,3 +603,6 @@ fn yaml_indentation_counts_against_the_limit() {
     let err = render(&release(spec), &env(json!({}))).unwrap_err();
     assert_too_large(&err, &["the rendered app folder", "configmap-wide.yaml"]);
 }
+
+mod policy;
+mod tenancy;

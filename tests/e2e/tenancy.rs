@@ -93,6 +93,21 @@ spec:
     )
 }
 
+/// A cluster-scoped custom resource kind, to check scope comes from discovery.
+const CLUSTER_THING_CRD: &str = r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: clusterthings.e2e.tumbler.dev}
+spec:
+  group: e2e.tumbler.dev
+  scope: Cluster
+  names: {kind: ClusterThing, plural: clusterthings, singular: clusterthing}
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+"#;
+
 /// Applies a document as the CI identity of `team`.
 fn as_ci(team: &str, doc: &Value) -> (bool, String) {
     let who = format!("system:serviceaccount:{team}:ci");
@@ -183,6 +198,19 @@ async fn teams_release_into_a_platform_environment_and_every_escape_is_refused()
     );
     env["metadata"]["labels"] = s.label();
     s.apply(&s.environments(), env).await;
+    let (ok, out) = kubectl(&["apply", "-f", "-"], Some(CLUSTER_THING_CRD));
+    assert!(ok, "{out}");
+    let (ok, out) = kubectl(
+        &[
+            "wait",
+            "--for",
+            "condition=Established",
+            "crd/clusterthings.e2e.tumbler.dev",
+            "--timeout=60s",
+        ],
+        None,
+    );
+    assert!(ok, "{out}");
     s.start_cluster_wide_controller();
 
     // The CI identity releases; Flux applies it as the team's account; Ready.
@@ -257,6 +285,9 @@ async fn teams_release_into_a_platform_environment_and_every_escape_is_refused()
         "metadata": {"name": "escape"},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
         "subjects": [{"kind": "ServiceAccount", "name": "ci", "namespace": team}]}]});
+    // A custom resource of a cluster-scoped kind (known from API discovery, not a list).
+    let cluster_cr = json!({"manifests": [{"apiVersion": "e2e.tumbler.dev/v1", "kind": "ClusterThing",
+        "metadata": {"name": "escape"}}]});
     let escapes = [
         (
             "kube-system",
@@ -264,8 +295,9 @@ async fn teams_release_into_a_platform_environment_and_every_escape_is_refused()
             "TargetNamespaceNotAllowed",
         ),
         ("list-crb", list_crb, "ClusterScopedRefused"),
-        ("flux-ks", flux_ks, "ForbiddenKind"),
-        ("rolebinding", rolebinding, "ForbiddenKind"),
+        ("flux-ks", flux_ks, "FluxObjectRefused"),
+        ("rolebinding", rolebinding, "RBACRefused"),
+        ("cluster-cr", cluster_cr, "ClusterScopedRefused"),
     ];
     for (name, spec, _) in &escapes {
         let (ok, out) = as_ci(&team, &release(&s, name, spec.clone()));
@@ -353,7 +385,14 @@ async fn teams_release_into_a_platform_environment_and_every_escape_is_refused()
         "production's folder was touched"
     );
 
-    for rel in ["api", "kube-system", "list-crb", "flux-ks", "rolebinding"] {
+    for rel in [
+        "api",
+        "kube-system",
+        "list-crb",
+        "flux-ks",
+        "rolebinding",
+        "cluster-cr",
+    ] {
         let _ = in_team(&s, &team)
             .delete(rel, &DeleteParams::default())
             .await;

@@ -67,7 +67,8 @@ pub async fn release(ctx: &Context, rel: &Release) -> Observed {
     if obs.overlaps.is_some() || admission::refusal(rel, env, labels).is_some() {
         return obs;
     }
-    let rendered = render::render(rel, env).map_err(Error::from);
+    let scopes = ctx.scopes.get(&ctx.client).await;
+    let rendered = render::render_with(rel, env, scopes.as_deref()).map_err(Error::from);
     if let Ok(r) = &rendered {
         let target = Target::of(env);
         let read_folder = decide::needs_folder(rel, r, &target, obs.claimants.len());
@@ -122,7 +123,7 @@ pub async fn credentials(ctx: &Context, env: &Environment) -> Result<Credentials
 pub fn applying_kustomizations(env: &Environment, rel: &Release) -> Vec<NamespacedObjectRef> {
     match env.spec.flux.as_ref() {
         Some(f) if f.per_app => {
-            let (name, namespace) = render::per_app_kustomization(env, &rel.spec.app);
+            let (name, namespace) = render::per_app_kustomization(env, rel);
             vec![NamespacedObjectRef {
                 name,
                 namespace: Some(namespace),
