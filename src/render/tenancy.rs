@@ -153,6 +153,10 @@ pub(crate) fn app_kustomization(
         .namespace
         .clone()
         .unwrap_or_else(|| per_app_namespace(env, None));
+    // A HelmRelease's health is judged by Tumbler itself (and reported with helm-controller's
+    // message at once); waiting for it here would hide a failed install behind the
+    // Kustomization's five-minute timeout.
+    let wait = release.spec.helm.is_none();
     let mut kustomization = json!({
         "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
         "kind": "Kustomization",
@@ -162,7 +166,7 @@ pub(crate) fn app_kustomization(
             "retryInterval": "30s",
             "path": format!("./{}/{}", env.spec.repository.path, ctx.app),
             "prune": true,
-            "wait": true,
+            "wait": wait,
             "timeout": "5m",
             "sourceRef": {"kind": "GitRepository", "name": git.name, "namespace": git_ns},
         },

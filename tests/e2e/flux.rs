@@ -1,7 +1,6 @@
 //! The loop closed with real Flux controllers: Ready when Flux applied the commit, Failed
 //! with Flux's message when it could not; rollback and the release log.
 
-use std::process::Command;
 use std::time::Instant;
 
 use serde_json::json;
@@ -391,51 +390,12 @@ async fn missing_flux_kustomization_shows_on_environment_and_release() {
 }
 
 /// A chart served by the local git server's static area; returns the repository URL.
-fn serve_chart(ns: &str, chart: &str, version: &str) -> String {
-    let work = tempfile::tempdir().unwrap();
-    let dir = work.path().join(chart);
-    std::fs::create_dir_all(dir.join("templates")).unwrap();
-    std::fs::write(
-        dir.join("Chart.yaml"),
-        format!("apiVersion: v2\nname: {chart}\nversion: {version}\n"),
-    )
-    .unwrap();
-    std::fs::write(dir.join("values.yaml"), "greeting: hello\n").unwrap();
-    std::fs::write(
-        dir.join("templates/configmap.yaml"),
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-settings\ndata:\n  greeting: {{ .Values.greeting | quote }}\n",
-    )
-    .unwrap();
-    let repo_dir = std::path::PathBuf::from(harness_var("TUMBLER_GIT_ROOT"))
-        .join("static")
-        .join(format!("charts-{ns}"));
-    std::fs::create_dir_all(&repo_dir).unwrap();
-    let tgz = repo_dir.join(format!("{chart}-{version}.tgz"));
-    let ok = Command::new("tar")
-        .arg("-C")
-        .arg(work.path())
-        .arg("-czf")
-        .arg(&tgz)
-        .arg(chart)
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
-    let base = format!("{}/charts-{ns}", harness_var("TUMBLER_GIT_STATIC_URL"));
-    std::fs::write(
-        repo_dir.join("index.yaml"),
-        format!("apiVersion: v1\nentries:\n  {chart}:\n  - apiVersion: v2\n    name: {chart}\n    version: {version}\n    created: \"2026-01-01T00:00:00Z\"\n    urls: [{base}/{chart}-{version}.tgz]\ngenerated: \"2026-01-01T00:00:00Z\"\n"),
-    )
-    .unwrap();
-    base
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn helm_release_is_ready_when_helm_controller_installed_it() {
     let s = Scenario::new("helm").await;
     let url = new_repo(&s.ns, false);
     flux_objects(&s, &url);
-    let charts = serve_chart(&s.ns, "greeter", "0.1.0");
+    let charts = serve_chart_with(&s.ns, "greeter", "0.1.0", &[GREETER]);
     let flux = json!({"targetNamespace": s.ns, "flux": {"kustomizations": [{"name": "apps"}]}});
     s.apply(&s.environments(), environment("staging", &url, flux))
         .await;

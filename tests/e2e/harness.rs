@@ -674,3 +674,53 @@ pub fn with_credentials(url: &str) -> String {
         1,
     )
 }
+
+/// A chart on the git server's static area (a Helm repository); `templates` are
+/// `(file name, content)`. Returns the repository URL.
+pub fn serve_chart_with(
+    ns: &str,
+    chart: &str,
+    version: &str,
+    templates: &[(&str, &str)],
+) -> String {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join(chart);
+    std::fs::create_dir_all(dir.join("templates")).unwrap();
+    std::fs::write(
+        dir.join("Chart.yaml"),
+        format!("apiVersion: v2\nname: {chart}\nversion: {version}\n"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("values.yaml"), "greeting: hello\n").unwrap();
+    for (name, content) in templates {
+        std::fs::write(dir.join("templates").join(name), content).unwrap();
+    }
+    let repo_dir = PathBuf::from(harness_var("TUMBLER_GIT_ROOT"))
+        .join("static")
+        .join(format!("charts-{ns}"));
+    std::fs::create_dir_all(&repo_dir).unwrap();
+    let tgz = repo_dir.join(format!("{chart}-{version}.tgz"));
+    let ok = Command::new("tar")
+        .arg("-C")
+        .arg(work.path())
+        .arg("-czf")
+        .arg(&tgz)
+        .arg(chart)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let base = format!("{}/charts-{ns}", harness_var("TUMBLER_GIT_STATIC_URL"));
+    std::fs::write(
+        repo_dir.join("index.yaml"),
+        format!("apiVersion: v1\nentries:\n  {chart}:\n  - apiVersion: v2\n    name: {chart}\n    version: {version}\n    created: \"2026-01-01T00:00:00Z\"\n    urls: [{base}/{chart}-{version}.tgz]\ngenerated: \"2026-01-01T00:00:00Z\"\n"),
+    )
+    .unwrap();
+    base
+}
+
+/// The template of a chart that greets from a ConfigMap.
+pub const GREETER: (&str, &str) = (
+    "configmap.yaml",
+    "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-settings\ndata:\n  greeting: {{ .Values.greeting | quote }}\n",
+);

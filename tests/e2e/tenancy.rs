@@ -63,6 +63,24 @@ kind: RoleBinding
 metadata: {{name: flux-apply, namespace: {team}}}
 roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: edit}}
 subjects: [{{kind: ServiceAccount, name: flux-apply, namespace: {team}}}]
+---
+# Flux's own kinds for Helm sources (Flux's install aggregates these into `edit`).
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {{name: flux-helm, namespace: {team}}}
+rules:
+  - apiGroups: [source.toolkit.fluxcd.io]
+    resources: [helmrepositories, ocirepositories]
+    verbs: ["*"]
+  - apiGroups: [helm.toolkit.fluxcd.io]
+    resources: [helmreleases]
+    verbs: ["*"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: flux-helm, namespace: {team}}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: flux-helm}}
+subjects: [{{kind: ServiceAccount, name: flux-apply, namespace: {team}}}]
 "#
     )
 }
@@ -126,7 +144,7 @@ fn release(s: &Scenario, name: &str, spec: Value) -> Value {
         "spec": {"environment": "production", "environmentNamespace": s.ns, "app": name,
             "version": "1.0.0"}
     });
-    if spec.get("manifests").is_none() {
+    if spec.get("manifests").is_none() && spec.get("helm").is_none() {
         doc["spec"]["template"] =
             json!({"image": {"repository": "registry.example.com/demo", "tag": "1.0.0"}});
     }
@@ -315,6 +333,21 @@ async fn teams_release_into_a_platform_environment_and_every_escape_is_refused()
             "{name} committed"
         );
     }
+    // A chart whose templates hold a ClusterRoleBinding: only Kubernetes can judge it, and
+    // helm-controller installs as the team's account, which may not.
+    let crb = "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata:\n  name: escape-helm\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster-admin}\nsubjects: [{kind: ServiceAccount, name: ci, namespace: default}]\n";
+    let charts = serve_chart_with(&s.ns, "escalate", "0.1.0", &[("crb.yaml", crb)]);
+    let helm =
+        json!({"helm": {"chart": {"repository": charts, "name": "escalate", "version": "0.1.0"}}});
+    let (ok, out) = as_ci(&team, &release(&s, "escalate", helm));
+    assert!(ok, "{out}");
+    let failed = wait_reason(&s, &team, "escalate", "HelmReleaseFailed").await;
+    let message = cond(&failed, "Ready").unwrap().message.clone();
+    assert!(message.contains("forbidden"), "{message}");
+    table.push(format!(
+        "helm chart with a ClusterRoleBinding: HelmReleaseFailed: {message}"
+    ));
+
     // A version that would forge trailers never gets in.
     let (ok, out) = as_ci(
         &team,
@@ -351,8 +384,10 @@ async fn teams_release_into_a_platform_environment_and_every_escape_is_refused()
         );
         assert!(ok && out.trim().is_empty(), "{kind} in {ns}: {out}");
     }
-    let (ok, out) = kubectl(&["get", "clusterrolebinding", "escape"], None);
-    assert!(!ok, "a ClusterRoleBinding escaped: {out}");
+    for crb in ["escape", "escape-helm"] {
+        let (ok, out) = kubectl(&["get", "clusterrolebinding", crb], None);
+        assert!(!ok, "a ClusterRoleBinding escaped: {out}");
+    }
 
     // A later Environment writing inside production's folder is refused; the folder stays.
     let clone = Clone::of(&with_credentials(&url));

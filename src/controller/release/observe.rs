@@ -202,11 +202,15 @@ async fn helm_release(ctx: &Context, namespace: &str, app: &str) -> Result<HelmR
         None => HelmRelease::Missing { name },
         Some(obj) => {
             let hr = FluxObject::from_dynamic(&obj);
+            let ready = hr.ready().cloned();
+            // helm-controller stamps the generation on its Ready condition also when an
+            // install fails, before status.observedGeneration moves.
+            let at = |g: Option<i64>| g.is_some() && g == hr.generation;
             HelmRelease::Found {
                 name,
-                current: hr.status.observed_generation.is_some()
-                    && hr.status.observed_generation == hr.generation,
-                ready: hr.ready().cloned(),
+                current: at(hr.status.observed_generation)
+                    || at(ready.as_ref().and_then(|r| r.observed_generation)),
+                ready,
             }
         }
     })
