@@ -6,6 +6,7 @@
 mod bounds;
 mod errors;
 mod history;
+mod integrity;
 mod writes;
 
 use std::collections::BTreeMap;
