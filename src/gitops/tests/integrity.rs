@@ -1,4 +1,5 @@
-//! Git-side integrity (docs/MULTITENANCY.md): caches keyed by credentials.
+//! Git-side integrity (docs/MULTITENANCY.md): caches keyed by credentials, no redirects to
+//! other hosts.
 
 use super::*;
 
@@ -64,4 +65,56 @@ async fn other_credentials_get_their_own_worker_and_cache() {
         .collect();
     assert_eq!(folders.len(), 2, "{folders:?}");
     assert!(folders.iter().all(|f| !f.contains("token")), "{folders:?}");
+}
+
+/// An HTTP server that redirects every request to a second one on another host (127.0.0.2:
+/// libgit2 follows redirects within the same host name whatever it is told), which counts
+/// the connections it gets; returns the first one's URL and the count.
+fn redirecting_server() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    let target = std::net::TcpListener::bind("127.0.0.2:0").unwrap();
+    let target_port = target.local_addr().unwrap().port();
+    let reached = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = reached.clone();
+    std::thread::spawn(move || {
+        for conn in target.incoming().flatten() {
+            counter.fetch_add(1, Ordering::SeqCst);
+            drop(conn);
+        }
+    });
+    let front = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = front.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut conn in front.incoming().flatten() {
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            let reply = format!(
+                "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.2:{target_port}/other.git/info/refs?service=git-upload-pack\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            let _ = conn.write_all(reply.as_bytes());
+        }
+    });
+    (format!("http://127.0.0.1:{port}/repo.git"), reached)
+}
+
+#[tokio::test]
+async fn redirects_are_not_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, reached) = redirecting_server();
+    let w = writer(dir.path());
+    let err = w.probe(key(&url), basic("s3cr3t")).await.unwrap_err();
+    assert_eq!(err.reason(), "RepositoryUnreachable", "{err}");
+    assert!(err.to_string().contains("cannot redirect"), "{err}");
+    assert!(!err.to_string().contains("s3cr3t"), "{err}");
+    let err = w
+        .submit(key(&url), basic("s3cr3t"), change("api", "1"))
+        .await
+        .unwrap_err();
+    assert!(!err.to_string().contains("s3cr3t"), "{err}");
+    assert_eq!(
+        reached.load(Ordering::SeqCst),
+        0,
+        "libgit2 followed the redirect to another host"
+    );
 }

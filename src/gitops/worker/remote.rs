@@ -1,11 +1,16 @@
 //! Talking to the server: fetching the branch, pushing a new tip, and the cool-down after
-//! a network failure.
+//! a network failure. Neither follows an HTTP redirect to another host, so credentials
+//! reach the configured host only (libgit2 follows the first redirect anywhere by default;
+//! with `RemoteRedirect::None` it still follows one to the same host name, any port).
 
 use std::cell::{Cell, RefCell};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use git2::{AutotagOption, ErrorClass, ErrorCode, FetchOptions, Oid, PushOptions, Repository};
+use git2::{
+    AutotagOption, ErrorClass, ErrorCode, FetchOptions, Oid, PushOptions, RemoteRedirect,
+    Repository,
+};
 use tracing::debug;
 
 use super::{Worker, corrupt};
@@ -66,6 +71,9 @@ impl Worker {
         let asked = Cell::new(0);
         let mut fo = FetchOptions::new();
         fo.remote_callbacks(auth::callbacks(creds, &host, &asked));
+        // Credentials go to the configured host only: no redirect elsewhere, not even the
+        // first one (the push below does the same).
+        fo.follow_redirects(RemoteRedirect::None);
         fo.download_tags(AutotagOption::None);
         fo.update_fetchhead(false);
         let tracking = self.tracking_ref();
@@ -120,6 +128,7 @@ impl Worker {
         });
         let mut po = PushOptions::new();
         po.remote_callbacks(cb);
+        po.follow_redirects(RemoteRedirect::None);
         let mut remote = repo
             .remote_anonymous(&self.key.repo.url)
             .map_err(|e| PushError::Failed(self.network_error(&e, creds, 0, "push")))?;
