@@ -41,6 +41,8 @@ pub enum Reason {
     NotAllowedByEnvironment,
     /// Another, older Environment writes to the same or a nested folder.
     OverlappingEnvironment,
+    /// The app folder exists in git without `.tumbler/release.yaml`: Tumbler did not write it.
+    FolderNotManaged,
 
     // --- render
     InvalidName,
@@ -121,6 +123,7 @@ impl Reason {
             AppConflict => "AppConflict",
             NotAllowedByEnvironment => "NotAllowedByEnvironment",
             OverlappingEnvironment => "OverlappingEnvironment",
+            FolderNotManaged => "FolderNotManaged",
             InvalidName => "InvalidName",
             InvalidPath => "InvalidPath",
             NoSource => "NoSource",
@@ -219,6 +222,8 @@ impl From<&crate::gitops::GitError> for Reason {
             G::InvalidPath { .. } => Reason::InvalidPath,
             G::InvalidKustomization { .. } => Reason::InvalidKustomization,
             G::InvalidAuthor { .. } => Reason::InvalidAuthor,
+            G::FolderNotManaged { .. } => Reason::FolderNotManaged,
+            G::FolderOwned { .. } => Reason::AppConflict,
             G::CacheCorrupt { .. } => Reason::GitCacheCorrupt,
             G::Busy { .. } => Reason::GitBusy,
             G::GitFailed { .. } | G::WorkerGone { .. } => Reason::GitFailed,
@@ -251,6 +256,11 @@ mod tests {
                 message: "m".into(),
             },
             crate::gitops::GitError::Busy { url: "u".into() },
+            crate::gitops::GitError::FolderNotManaged { path: "p".into() },
+            crate::gitops::GitError::FolderOwned {
+                path: "p".into(),
+                owner: "team/other".into(),
+            },
         ] {
             assert_eq!(Reason::from(&e).as_str(), e.reason());
         }

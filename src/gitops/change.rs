@@ -131,6 +131,10 @@ pub struct Change {
     pub entry: Option<String>,
     pub author: Author,
     pub kind: ChangeKind,
+    /// `<namespace>/<name>` of a Release recorded in the app folder that the controller
+    /// decided this Release may replace (its owner is gone); `None` normally. The writer
+    /// refuses a folder recorded as anyone else's (`FolderOwned`).
+    pub replaces: Option<String>,
 }
 
 impl Change {

@@ -7,8 +7,8 @@
 //! deleted and cloned again rather than repaired.
 //!
 //! Nothing one input or one server does can stall the rest: a change that cannot be
-//! written (a path git refuses, a broken kustomization.yaml, a bad author) fails alone and
-//! the rest of its batch is pushed;
+//! written (a path git refuses, a broken kustomization.yaml, a bad author, a folder Tumbler
+//! did not write or another Release owns) fails alone and the rest of its batch is pushed;
 //! network operations have connect and I/O timeouts and every call a deadline
 //! (`WriterOptions::ask_timeout`); each repository has its own worker thread with a bounded
 //! queue; a server that just failed is not asked again during a short cool-down; idle workers
@@ -16,6 +16,7 @@
 
 mod auth;
 mod change;
+mod claim;
 mod error;
 mod history;
 mod job;
@@ -28,6 +29,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 pub use change::{Author, Change, ChangeKind, Credentials, Outcome};
+pub use claim::recorded_owner;
 pub use error::{GitError, redact_text, redact_url};
 pub use history::{LogEntry, file_at, is_ancestor, log};
 pub use options::{BeforePush, Stats, WriterOptions};

@@ -201,8 +201,12 @@ impl Writer {
 
     /// Commits and pushes one change; returns its commit. Changes submitted while the worker
     /// is busy go out together in its next push. A change that cannot be written
-    /// (`InvalidPath`, `InvalidKustomization`, `InvalidAuthor`) fails alone; the others of
-    /// its push are committed. Every method answers within `ask_timeout` (`Timeout`) and
+    /// (`InvalidPath`, `InvalidKustomization`, `InvalidAuthor`, `FolderNotManaged`,
+    /// `FolderOwned`) fails alone; the others of its push are committed. Whether the app
+    /// folder may be written is decided on the tree the change is committed on: a folder
+    /// without `.tumbler/release.yaml` is never written, one recorded as another Release's
+    /// only with `change.replaces` naming it, and a removal happens only when the folder is
+    /// recorded as `change.release`'s (otherwise `Unchanged`). Every method answers within `ask_timeout` (`Timeout`) and
     /// says `Busy` at once when the repository's queue is full.
     pub async fn submit(
         &self,

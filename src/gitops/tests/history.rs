@@ -46,7 +46,7 @@ async fn history_reads_trailers_filtered_by_app() {
         )
         .await
         .unwrap();
-    assert_eq!(old.as_deref(), Some(&b"version: 1.0\n"[..]));
+    assert_eq!(old, Some(record("team/api", "1.0").into_bytes()));
     assert!(
         w.is_ancestor(key(&url), Credentials::None, &api[1].commit, &api[0].commit)
             .await

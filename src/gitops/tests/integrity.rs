@@ -1,7 +1,25 @@
 //! Git-side integrity (docs/MULTITENANCY.md): caches keyed by credentials, no redirects to
-//! other hosts.
+//! other hosts, app folders written only by their owner, checked atomically with the commit.
 
 use super::*;
+
+/// `change(app, version)` made by the Release `release`, whose files record it.
+fn change_of(release: &str, app: &str, version: &str) -> Change {
+    let mut c = change(app, version);
+    c.release = release.into();
+    c.files.as_mut().unwrap().insert(
+        ".tumbler/release.yaml".into(),
+        record(release, version).into_bytes(),
+    );
+    c
+}
+
+fn removal(release: &str, app: &str) -> Change {
+    let mut c = change_of(release, app, "1");
+    c.files = None;
+    c.kind = ChangeKind::Delete;
+    c
+}
 
 fn basic(password: &str) -> Credentials {
     Credentials::Basic {
@@ -117,4 +135,170 @@ async fn redirects_are_not_followed() {
         0,
         "libgit2 followed the redirect to another host"
     );
+}
+
+#[tokio::test]
+async fn two_releases_for_one_app_in_one_batch_leave_one_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = remote(dir.path());
+    let (o, open) = gated(opts());
+    let w = Writer::new(dir.path().join("cache"), o);
+    let first = change_of("team/first", "api", "1");
+    let second = change_of("team/second", "api", "9");
+    let results = one_batch(&w, &url, open, vec![first, second]).await;
+    assert!(
+        matches!(results[0], Ok(Outcome::Committed { .. })),
+        "{results:?}"
+    );
+    let Err(GitError::FolderOwned { path, owner }) = &results[1] else {
+        panic!("expected FolderOwned, got {:?}", results[1])
+    };
+    assert_eq!(
+        (path.as_str(), owner.as_str()),
+        ("envs/staging/api", "team/first")
+    );
+    let err = results[1].as_ref().unwrap_err();
+    assert!(err.is_terminal() && err.is_per_change());
+    assert_eq!(err.reason(), "AppConflict");
+    assert_eq!(
+        read(&url, "envs/staging/api/deployment-api.yaml").as_deref(),
+        Some("image: api:1\n")
+    );
+    assert_eq!(
+        read(&url, "envs/staging/api/.tumbler/release.yaml"),
+        Some(record("team/first", "1"))
+    );
+    assert_eq!(
+        count(&url),
+        1 + 1 + 1,
+        "initial, warm-up, the first Release"
+    );
+}
+
+#[tokio::test]
+async fn a_folder_tumbler_did_not_write_is_never_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = remote(dir.path());
+    outside_commit(&url, "envs/staging/api/notes.txt", "mine\n");
+    let before = head(&url);
+    let w = writer(dir.path());
+    let err = w
+        .submit(key(&url), Credentials::None, change("api", "1"))
+        .await
+        .unwrap_err();
+    let GitError::FolderNotManaged { path } = &err else {
+        panic!("expected FolderNotManaged, got {err:?}")
+    };
+    assert_eq!(path, "envs/staging/api");
+    assert!(err.is_terminal() && err.is_per_change());
+    assert_eq!(err.reason(), "FolderNotManaged");
+    assert!(err.to_string().contains("never replaced"), "{err}");
+    let out = w
+        .submit(key(&url), Credentials::None, removal("team/api", "api"))
+        .await
+        .unwrap();
+    assert!(matches!(out, Outcome::Unchanged { .. }), "{out:?}");
+    assert_eq!(head(&url), before, "nothing committed");
+    assert_eq!(
+        read(&url, "envs/staging/api/notes.txt").as_deref(),
+        Some("mine\n")
+    );
+    // Another app of the same Environment is written as usual.
+    let out = w
+        .submit(key(&url), Credentials::None, change("web", "1"))
+        .await
+        .unwrap();
+    assert!(matches!(out, Outcome::Committed { .. }));
+}
+
+#[tokio::test]
+async fn replaces_lets_a_release_take_over_a_recorded_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = remote(dir.path());
+    let w = writer(dir.path());
+    w.submit(
+        key(&url),
+        Credentials::None,
+        change_of("team/old", "api", "1"),
+    )
+    .await
+    .unwrap();
+    let err = w
+        .submit(
+            key(&url),
+            Credentials::None,
+            change_of("team/new", "api", "2"),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, GitError::FolderOwned { .. }), "{err:?}");
+    let mut wrong = change_of("team/new", "api", "2");
+    wrong.replaces = Some("team/someone-else".into());
+    let err = w
+        .submit(key(&url), Credentials::None, wrong)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, GitError::FolderOwned { .. }), "{err:?}");
+    let mut takeover = change_of("team/new", "api", "2");
+    takeover.replaces = Some("team/old".into());
+    let out = w
+        .submit(key(&url), Credentials::None, takeover)
+        .await
+        .unwrap();
+    assert!(matches!(out, Outcome::Committed { .. }), "{out:?}");
+    assert_eq!(
+        read(&url, "envs/staging/api/.tumbler/release.yaml"),
+        Some(record("team/new", "2"))
+    );
+    // The new owner updates without `replaces`; the old one is refused now.
+    let out = w
+        .submit(
+            key(&url),
+            Credentials::None,
+            change_of("team/new", "api", "3"),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(out, Outcome::Committed { .. }), "{out:?}");
+    let err = w
+        .submit(
+            key(&url),
+            Credentials::None,
+            change_of("team/old", "api", "4"),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, GitError::FolderOwned { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn delete_by_a_non_owner_removes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = remote(dir.path());
+    let w = writer(dir.path());
+    let first = w
+        .submit(key(&url), Credentials::None, change("api", "1"))
+        .await
+        .unwrap();
+    let mut by_successor = removal("team/other", "api");
+    by_successor.replaces = Some("team/api".into());
+    for del in [removal("team/other", "api"), by_successor] {
+        let out = w.submit(key(&url), Credentials::None, del).await.unwrap();
+        assert_eq!(
+            out,
+            Outcome::Unchanged {
+                commit: first.commit().to_string()
+            }
+        );
+    }
+    assert_eq!(head(&url).to_string(), first.commit());
+    assert!(read(&url, "envs/staging/api/deployment-api.yaml").is_some());
+    let k = read(&url, "envs/staging/kustomization.yaml").unwrap();
+    assert!(k.contains("- api"), "{k}");
+    let out = w
+        .submit(key(&url), Credentials::None, removal("team/api", "api"))
+        .await
+        .unwrap();
+    assert!(matches!(out, Outcome::Committed { .. }), "{out:?}");
+    assert!(read(&url, "envs/staging/api/deployment-api.yaml").is_none());
 }
