@@ -43,6 +43,8 @@ pub enum Reason {
     OverlappingEnvironment,
     /// The app folder exists in git without `.tumbler/release.yaml`: Tumbler did not write it.
     FolderNotManaged,
+    /// Credentials would go over plain `http://` and the Environment does not allow it.
+    InsecureTransport,
 
     // --- render
     InvalidName,
@@ -124,6 +126,7 @@ impl Reason {
             NotAllowedByEnvironment => "NotAllowedByEnvironment",
             OverlappingEnvironment => "OverlappingEnvironment",
             FolderNotManaged => "FolderNotManaged",
+            InsecureTransport => "InsecureTransport",
             InvalidName => "InvalidName",
             InvalidPath => "InvalidPath",
             NoSource => "NoSource",
