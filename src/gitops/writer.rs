@@ -13,8 +13,8 @@ use tracing::warn;
 
 use super::job::{Job, QueueTicket, Queued};
 use super::{
-    Change, Credentials, GitError, LogEntry, Outcome, RepoKey, Stats, WorkerKey, WriterOptions,
-    redact_url, secs_ceil, short_hash, worker,
+    Author, Change, Credentials, GitError, LogEntry, Outcome, RepoKey, Stats, WorkerKey,
+    WriterOptions, redact_url, secs_ceil, short_hash, worker,
 };
 
 /// The sending side of a worker's queue. Jobs are only ever sent with the registry locked,
@@ -265,7 +265,9 @@ impl Writer {
         .await
     }
 
-    /// The release log of an Environment (and app), newest first.
+    /// The release log of an Environment (and app), newest first. With `committer` (the
+    /// Environment's commit author), commits by anyone else are skipped: their trailers are
+    /// not trusted. `None` lists every commit with trailers.
     pub async fn log(
         &self,
         key: RepoKey,
@@ -273,12 +275,15 @@ impl Writer {
         env_path: &str,
         app: Option<&str>,
         limit: usize,
+        committer: Option<&Author>,
     ) -> Result<Vec<LogEntry>, GitError> {
         let (env_path, app) = (env_path.to_string(), app.map(str::to_string));
+        let committer = committer.cloned();
         self.ask(key, creds, "log", |reply| Job::Log {
             env_path,
             app,
             limit,
+            committer,
             reply,
         })
         .await
