@@ -148,6 +148,7 @@ fn change(app: &str, version: &str) -> Change {
         },
         kind: ChangeKind::Release,
         entry: None,
+        replaces: None,
     }
 }
 

@@ -5,8 +5,8 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::api::Api;
 
-use crate::api::Environment;
-use crate::gitops::Credentials;
+use crate::api::{Environment, RepositorySpec};
+use crate::gitops::{Credentials, redact_url};
 
 /// Why an Environment's credentials cannot be read.
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +17,10 @@ pub enum CredentialsError {
     SecretNotFound { namespace: String, name: String },
     #[error("Secret {name:?} has neither username/password nor identity keys")]
     InvalidSecret { name: String },
+    #[error(
+        "refusing to send credentials over plain http:// to {url}: use an https:// or ssh:// URL, or set spec.repository.insecure: true (tests and trusted networks only)"
+    )]
+    InsecureTransport { url: String },
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
 }
@@ -29,6 +33,7 @@ pub async fn read(
     let Some(secret_ref) = env.spec.repository.secret_ref.as_ref() else {
         return Ok(Credentials::None);
     };
+    check_transport(&env.spec.repository)?;
     let ns = env.namespace().unwrap_or_default();
     let secret = Api::<Secret>::namespaced(client.clone(), &ns)
         .get_opt(&secret_ref.name)
@@ -38,6 +43,22 @@ pub async fn read(
             name: secret_ref.name.clone(),
         })?;
     from_secret(&secret_ref.name, &secret)
+}
+
+/// Refuses a repository whose credentials would cross the network in clear text: a plain
+/// `http://` URL, unless `spec.repository.insecure` allows it. Called when the Environment
+/// has a Secret; without one nothing secret is sent.
+pub fn check_transport(repo: &RepositorySpec) -> Result<(), CredentialsError> {
+    let plain = repo
+        .url
+        .get(..7)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("http://"));
+    if plain && !repo.insecure {
+        return Err(CredentialsError::InsecureTransport {
+            url: redact_url(&repo.url),
+        });
+    }
+    Ok(())
 }
 
 /// The credentials in a Secret's data: username/password, or an SSH identity.
@@ -93,5 +114,28 @@ mod tests {
         ));
         let err = from_secret("s", &secret(&[("username", "u"), ("password", "")])).unwrap_err();
         assert!(matches!(err, CredentialsError::InvalidSecret { .. }));
+    }
+
+    #[test]
+    fn credentials_go_over_plain_http_only_when_allowed() {
+        let repo = |url: &str, insecure: bool| RepositorySpec {
+            url: url.into(),
+            insecure,
+            ..Default::default()
+        };
+        for url in ["https://h/x.git", "ssh://git@h/x.git", "file:///tmp/x.git"] {
+            assert!(check_transport(&repo(url, false)).is_ok(), "{url}");
+        }
+        for url in ["http://bot:tok@h/x.git", "HTTP://h/x.git"] {
+            let err = check_transport(&repo(url, false)).unwrap_err();
+            assert!(
+                matches!(&err, CredentialsError::InsecureTransport { url } if !url.contains("tok")),
+                "{err:?}"
+            );
+            let msg = err.to_string();
+            assert!(msg.contains("https://") && msg.contains("ssh://"), "{msg}");
+            assert!(msg.contains("spec.repository.insecure"), "{msg}");
+            assert!(check_transport(&repo(url, true)).is_ok(), "{url}");
+        }
     }
 }

@@ -62,6 +62,7 @@ pub struct EnvironmentSpec {
 #[serde(rename_all = "camelCase")]
 pub struct RepositorySpec {
     /// `https://`, `ssh://` or (tests and local use) `http://` and `file://` URL of the repository.
+    /// With a `secretRef`, `http://` needs `insecure: true`.
     #[schemars(
         regex(pattern = r"^(https|http|ssh|file)://[^\s]+$"),
         length(max = 2048)
@@ -82,6 +83,10 @@ pub struct RepositorySpec {
     /// `identity`/`known_hosts` (SSH deploy key). Not needed for `file://` and open repos.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_ref: Option<LocalObjectRef>,
+    /// Allow sending the credentials over plain `http://`; for tests and trusted networks
+    /// only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub insecure: bool,
 }
 
 fn default_branch() -> String {

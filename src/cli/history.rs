@@ -7,7 +7,7 @@ use kube::{Client, ResourceExt};
 use serde_json::json;
 
 use crate::api::{Environment, Release};
-use crate::gitops::{LogEntry, RepoKey, Writer, WriterOptions};
+use crate::gitops::{Author, LogEntry, RepoKey, Writer, WriterOptions};
 use crate::{Error, Result};
 
 /// Options of `tumbler log`.
@@ -34,6 +34,11 @@ pub struct LogArgs {
     /// With --repo: only the Environment folder at this path.
     #[arg(long)]
     pub path: Option<String>,
+    /// With --repo: trust only commits by this committer, `Name <email>` (the Environment's
+    /// spec.commit.author; default: every commit with Tumbler's trailers). Without --repo
+    /// the Environment's commit author is used.
+    #[arg(long)]
+    pub committer: Option<String>,
     /// Output: `table` or `json`.
     #[arg(long, short = 'o', default_value = "table")]
     pub output: String,
@@ -102,6 +107,12 @@ async fn environment_log(
         branch: env.spec.repository.branch.clone(),
     };
     let writer = Writer::new(cache_dir(), WriterOptions::default());
+    // Only the Environment's committer writes trailers worth trusting.
+    let author = env.author();
+    let committer = Author {
+        name: author.name,
+        email: author.email,
+    };
     let entries = writer
         .log(
             key.clone(),
@@ -109,6 +120,7 @@ async fn environment_log(
             &env.spec.repository.path,
             app,
             limit,
+            Some(&committer),
         )
         .await
         .map_err(|e| err(e.to_string()))?;
@@ -155,14 +167,31 @@ pub fn log(args: LogArgs) -> Result<()> {
     })
 }
 
+/// `Name <email>` as an identity.
+fn parse_identity(s: &str) -> Result<Author> {
+    let bad = || err(format!("--committer {s:?}: expected `Name <email>`"));
+    let (name, rest) = s.split_once('<').ok_or_else(bad)?;
+    let email = rest.strip_suffix('>').ok_or_else(bad)?;
+    let name = name.trim();
+    if name.is_empty() || email.is_empty() || email.contains(['<', '>']) {
+        return Err(bad());
+    }
+    Ok(Author {
+        name: name.to_string(),
+        email: email.to_string(),
+    })
+}
+
 /// The log of a local clone (`--repo`); whether Flux applied a commit is not known there.
 fn local_log(repo: &Path, args: &LogArgs) -> Result<(Vec<LogEntry>, Applied)> {
+    let committer = args.committer.as_deref().map(parse_identity).transpose()?;
     let entries = crate::gitops::log(
         repo,
         &args.rev,
         args.path.as_deref(),
         args.app.as_deref(),
         args.limit,
+        committer.as_ref(),
     )
     .map_err(|e| err(e.to_string()))?;
     let marks = vec![None; entries.len()];
@@ -279,4 +308,21 @@ pub fn rollback(args: RollbackArgs) -> Result<()> {
         println!("release.tumbler.dev/{} rolled back from {} to {} (spec of commit {})", args.release, rel.spec.version, version, &target.commit[..8]);
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn committer_identities_parse() {
+        let a = parse_identity("Tumbler Bot <bot@example.com>").unwrap();
+        assert_eq!(
+            (a.name.as_str(), a.email.as_str()),
+            ("Tumbler Bot", "bot@example.com")
+        );
+        for bad in ["Tumbler", "<a@b>", "T <a@b", "T <>", "T <a<b>"] {
+            assert!(parse_identity(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -55,6 +55,9 @@ impl Error {
             Error::EnvironmentNotFound { .. } => Reason::EnvironmentNotFound,
             Error::Credentials(CredentialsError::SecretNotFound { .. }) => Reason::SecretNotFound,
             Error::Credentials(CredentialsError::InvalidSecret { .. }) => Reason::InvalidSecret,
+            Error::Credentials(CredentialsError::InsecureTransport { .. }) => {
+                Reason::InsecureTransport
+            }
             Error::Credentials(CredentialsError::Kube(_)) | Error::Kube(_) => {
                 Reason::KubernetesError
             }

@@ -41,6 +41,10 @@ pub enum Reason {
     NotAllowedByEnvironment,
     /// Another, older Environment writes to the same or a nested folder.
     OverlappingEnvironment,
+    /// The app folder exists in git without `.tumbler/release.yaml`: Tumbler did not write it.
+    FolderNotManaged,
+    /// Credentials would go over plain `http://` and the Environment does not allow it.
+    InsecureTransport,
 
     // --- render
     InvalidName,
@@ -124,6 +128,8 @@ impl Reason {
             AppConflict => "AppConflict",
             NotAllowedByEnvironment => "NotAllowedByEnvironment",
             OverlappingEnvironment => "OverlappingEnvironment",
+            FolderNotManaged => "FolderNotManaged",
+            InsecureTransport => "InsecureTransport",
             InvalidName => "InvalidName",
             InvalidPath => "InvalidPath",
             NoSource => "NoSource",
@@ -228,6 +234,8 @@ impl From<&crate::gitops::GitError> for Reason {
             G::InvalidPath { .. } => Reason::InvalidPath,
             G::InvalidKustomization { .. } => Reason::InvalidKustomization,
             G::InvalidAuthor { .. } => Reason::InvalidAuthor,
+            G::FolderNotManaged { .. } => Reason::FolderNotManaged,
+            G::FolderOwned { .. } => Reason::AppConflict,
             G::CacheCorrupt { .. } => Reason::GitCacheCorrupt,
             G::Busy { .. } => Reason::GitBusy,
             G::GitFailed { .. } | G::WorkerGone { .. } => Reason::GitFailed,
@@ -260,6 +268,11 @@ mod tests {
                 message: "m".into(),
             },
             crate::gitops::GitError::Busy { url: "u".into() },
+            crate::gitops::GitError::FolderNotManaged { path: "p".into() },
+            crate::gitops::GitError::FolderOwned {
+                path: "p".into(),
+                owner: "team/other".into(),
+            },
         ] {
             assert_eq!(Reason::from(&e).as_str(), e.reason());
         }

@@ -41,6 +41,42 @@ impl std::fmt::Debug for Credentials {
 }
 
 impl Credentials {
+    /// A SHA-256 over every field (a tag, then each field length-prefixed), telling
+    /// credentials apart without keeping them: workers and cache folders are keyed by it.
+    /// Never logged or stored; only a short hash of it names a cache folder.
+    pub fn fingerprint(&self) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(b"tumbler-credentials-v1\0");
+        let mut field = |bytes: &[u8]| {
+            h.update((bytes.len() as u64).to_le_bytes());
+            h.update(bytes);
+        };
+        match self {
+            Credentials::None => field(b"none"),
+            Credentials::Basic { username, password } => {
+                field(b"basic");
+                field(username.as_bytes());
+                field(password.as_bytes());
+            }
+            Credentials::Ssh {
+                identity,
+                known_hosts,
+            } => {
+                field(b"ssh");
+                field(identity.as_bytes());
+                match known_hosts {
+                    Some(k) => {
+                        field(b"known_hosts");
+                        field(k.as_bytes());
+                    }
+                    None => field(b"no known_hosts"),
+                }
+            }
+        }
+        h.finalize().into()
+    }
+
     /// The secret strings, to scrub from any message that might echo them.
     pub(super) fn secrets(&self) -> Vec<&str> {
         match self {
@@ -95,6 +131,10 @@ pub struct Change {
     pub entry: Option<String>,
     pub author: Author,
     pub kind: ChangeKind,
+    /// `<namespace>/<name>` of a Release recorded in the app folder that the controller
+    /// decided this Release may replace (its owner is gone); `None` normally. The writer
+    /// refuses a folder recorded as anyone else's (`FolderOwned`).
+    pub replaces: Option<String>,
 }
 
 impl Change {

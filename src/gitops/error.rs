@@ -36,6 +36,14 @@ pub enum GitError {
     InvalidKustomization { path: String, message: String },
     #[error("invalid commit author: {message}; fix the Environment's spec.commit.author")]
     InvalidAuthor { message: String },
+    #[error(
+        "the folder {path} was not written by Tumbler; it is never replaced: remove it by hand or choose another app name"
+    )]
+    FolderNotManaged { path: String },
+    #[error(
+        "the folder {path} belongs to Release {owner}; choose another spec.app or delete that Release"
+    )]
+    FolderOwned { path: String, owner: String },
     #[error("the local git cache is corrupt ({message}); it is cloned again")]
     CacheCorrupt { message: String },
     #[error("the git writer for {url} has too many queued jobs; retrying later")]
@@ -58,6 +66,8 @@ impl GitError {
             GitError::InvalidPath { .. } => "InvalidPath",
             GitError::InvalidKustomization { .. } => "InvalidKustomization",
             GitError::InvalidAuthor { .. } => "InvalidAuthor",
+            GitError::FolderNotManaged { .. } => "FolderNotManaged",
+            GitError::FolderOwned { .. } => "AppConflict",
             GitError::CacheCorrupt { .. } => "GitCacheCorrupt",
             GitError::Busy { .. } => "GitBusy",
             GitError::WorkerGone { .. } | GitError::GitFailed { .. } => "GitFailed",
@@ -65,7 +75,8 @@ impl GitError {
     }
 
     /// Whether only a person can fix this (credentials, branch, paths, the repository's
-    /// kustomization.yaml, the author); retrying without a change does not help.
+    /// kustomization.yaml, the author, a folder someone else owns); retrying without a
+    /// change does not help.
     pub fn is_terminal(&self) -> bool {
         matches!(
             self,
@@ -74,6 +85,8 @@ impl GitError {
                 | GitError::InvalidPath { .. }
                 | GitError::InvalidKustomization { .. }
                 | GitError::InvalidAuthor { .. }
+                | GitError::FolderNotManaged { .. }
+                | GitError::FolderOwned { .. }
         )
     }
 
@@ -85,6 +98,8 @@ impl GitError {
             GitError::InvalidPath { .. }
                 | GitError::InvalidKustomization { .. }
                 | GitError::InvalidAuthor { .. }
+                | GitError::FolderNotManaged { .. }
+                | GitError::FolderOwned { .. }
         )
     }
 }

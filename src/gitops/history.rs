@@ -1,14 +1,15 @@
 //! The release history, read back from git: Tumbler's commits carry trailers
 //! (`Tumbler-Release`, `-Version`, `-App`, `-Path`, `-Action`, ...), so the log is a walk of
 //! first parents that reads commit messages only — no tree diffs — and stays fast on long
-//! histories.
+//! histories. Anyone who can push can write such trailers, so readers name the committer
+//! they trust (the Environment's commit author) and other commits are skipped.
 
 use std::path::Path;
 
 use git2::{Oid, Repository, Sort};
 
-use super::GitError;
 use super::worker::git;
+use super::{Author, GitError};
 
 /// One commit of the release log.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -74,14 +75,23 @@ fn entry(commit: &git2::Commit<'_>) -> Option<LogEntry> {
     })
 }
 
+/// Whether `commit` was committed by `who` (name and email as given).
+fn committed_by(commit: &git2::Commit<'_>, who: &Author) -> bool {
+    let c = commit.committer();
+    c.name_bytes() == who.name.as_bytes() && c.email_bytes() == who.email.as_bytes()
+}
+
 /// The release log from `head` back, newest first: Tumbler's commits for the environment
 /// folder `env_path` (all when `None`) and `app` (all when `None`), at most `limit`.
+/// With `committer`, only commits whose committer is that identity count: trailers anyone
+/// can write are trusted only from Tumbler's own commits.
 pub fn log_from(
     repo: &Repository,
     head: Oid,
     env_path: Option<&str>,
     app: Option<&str>,
     limit: usize,
+    committer: Option<&Author>,
 ) -> Result<Vec<LogEntry>, git2::Error> {
     let mut walk = repo.revwalk()?;
     walk.push(head)?;
@@ -93,6 +103,9 @@ pub fn log_from(
             break;
         }
         let commit = repo.find_commit(oid?)?;
+        if committer.is_some_and(|who| !committed_by(&commit, who)) {
+            continue;
+        }
         let Some(e) = entry(&commit) else { continue };
         if env_path.is_some_and(|p| p != e.path) || app.is_some_and(|a| a != e.app) {
             continue;
@@ -102,13 +115,15 @@ pub fn log_from(
     Ok(out)
 }
 
-/// The release log of a local clone (bare or not) at `rev` (e.g. `HEAD`, `origin/main`).
+/// The release log of a local clone (bare or not) at `rev` (e.g. `HEAD`, `origin/main`);
+/// with `committer`, of that identity's commits only (see [`log_from`]).
 pub fn log(
     repo_path: &Path,
     rev: &str,
     env_path: Option<&str>,
     app: Option<&str>,
     limit: usize,
+    committer: Option<&Author>,
 ) -> Result<Vec<LogEntry>, GitError> {
     let repo = Repository::open(repo_path).map_err(git)?;
     let head = repo
@@ -116,7 +131,7 @@ pub fn log(
         .and_then(|o| o.peel_to_commit())
         .map_err(git)?
         .id();
-    log_from(&repo, head, env_path, app, limit).map_err(git)
+    log_from(&repo, head, env_path, app, limit, committer).map_err(git)
 }
 
 /// A file at a commit of a local clone.

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 
 use tokio::sync::oneshot;
 
-use super::{AppFiles, Change, Credentials, GitError, LogEntry, Outcome, Stats};
+use super::{AppFiles, Author, Change, Credentials, GitError, LogEntry, Outcome, Stats};
 
 /// A request to a worker.
 pub(super) enum Job {
@@ -31,6 +31,7 @@ pub(super) enum Job {
         env_path: String,
         app: Option<String>,
         limit: usize,
+        committer: Option<Author>,
         reply: oneshot::Sender<Result<Vec<LogEntry>, GitError>>,
     },
     FileAt {

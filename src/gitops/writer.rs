@@ -13,8 +13,8 @@ use tracing::warn;
 
 use super::job::{Job, QueueTicket, Queued};
 use super::{
-    Change, Credentials, GitError, LogEntry, Outcome, RepoKey, Stats, WriterOptions, redact_url,
-    secs_ceil, short_hash, worker,
+    Author, Change, Credentials, GitError, LogEntry, Outcome, RepoKey, Stats, WorkerKey,
+    WriterOptions, redact_url, secs_ceil, short_hash, worker,
 };
 
 /// The sending side of a worker's queue. Jobs are only ever sent with the registry locked,
@@ -28,12 +28,12 @@ pub(super) struct WorkerHandle {
     depth: Arc<AtomicUsize>,
 }
 
-/// The running workers, by repository.
-pub(super) type Registry = Mutex<HashMap<RepoKey, WorkerHandle>>;
+/// The running workers, by repository, branch and credentials.
+pub(super) type Registry = Mutex<HashMap<WorkerKey, WorkerHandle>>;
 
 pub(super) fn lock(
     registry: &Registry,
-) -> std::sync::MutexGuard<'_, HashMap<RepoKey, WorkerHandle>> {
+) -> std::sync::MutexGuard<'_, HashMap<WorkerKey, WorkerHandle>> {
     registry.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -113,25 +113,28 @@ impl Writer {
         &self.inner.stats
     }
 
-    /// How many workers (threads, each with a cached clone) are running.
+    /// How many workers (threads, each with a cached clone) are running: one per repository,
+    /// branch and credentials.
     pub fn workers(&self) -> usize {
         lock(&self.inner.workers).len()
     }
 
-    /// Queues a job for the repository's worker, starting the worker if there is none.
+    /// Queues a job for the worker of the repository and these credentials, starting the
+    /// worker if there is none.
     fn send<T>(
         &self,
-        key: RepoKey,
+        repo: RepoKey,
         creds: Credentials,
         job: impl FnOnce(oneshot::Sender<T>) -> Job,
     ) -> Result<oneshot::Receiver<T>, GitError> {
+        let key = WorkerKey::new(repo, &creds);
         let (tx, rx) = oneshot::channel();
         let mut pending = (creds, job(tx));
         let mut workers = lock(&self.inner.workers);
         if let Some(handle) = workers.get(&key) {
             if handle.depth.load(Ordering::Relaxed) >= self.inner.opts.queue_capacity.max(1) {
                 return Err(GitError::Busy {
-                    url: redact_url(&key.url),
+                    url: redact_url(&key.repo.url),
                 });
             }
             handle.depth.fetch_add(1, Ordering::Relaxed);
@@ -167,7 +170,7 @@ impl Writer {
         if jobs.send(pending).is_err() {
             // The worker died at once.
             return Err(GitError::WorkerGone {
-                url: redact_url(&key.url),
+                url: redact_url(&key.repo.url),
             });
         }
         workers.insert(key, WorkerHandle { id, jobs, depth });
@@ -198,8 +201,12 @@ impl Writer {
 
     /// Commits and pushes one change; returns its commit. Changes submitted while the worker
     /// is busy go out together in its next push. A change that cannot be written
-    /// (`InvalidPath`, `InvalidKustomization`, `InvalidAuthor`) fails alone; the others of
-    /// its push are committed. Every method answers within `ask_timeout` (`Timeout`) and
+    /// (`InvalidPath`, `InvalidKustomization`, `InvalidAuthor`, `FolderNotManaged`,
+    /// `FolderOwned`) fails alone; the others of its push are committed. Whether the app
+    /// folder may be written is decided on the tree the change is committed on: a folder
+    /// without `.tumbler/release.yaml` is never written, one recorded as another Release's
+    /// only with `change.replaces` naming it, and a removal happens only when the folder is
+    /// recorded as `change.release`'s (otherwise `Unchanged`). Every method answers within `ask_timeout` (`Timeout`) and
     /// says `Busy` at once when the repository's queue is full.
     pub async fn submit(
         &self,
@@ -258,7 +265,9 @@ impl Writer {
         .await
     }
 
-    /// The release log of an Environment (and app), newest first.
+    /// The release log of an Environment (and app), newest first. With `committer` (the
+    /// Environment's commit author), commits by anyone else are skipped: their trailers are
+    /// not trusted. `None` lists every commit with trailers.
     pub async fn log(
         &self,
         key: RepoKey,
@@ -266,12 +275,15 @@ impl Writer {
         env_path: &str,
         app: Option<&str>,
         limit: usize,
+        committer: Option<&Author>,
     ) -> Result<Vec<LogEntry>, GitError> {
         let (env_path, app) = (env_path.to_string(), app.map(str::to_string));
+        let committer = committer.cloned();
         self.ask(key, creds, "log", |reply| Job::Log {
             env_path,
             app,
             limit,
+            committer,
             reply,
         })
         .await

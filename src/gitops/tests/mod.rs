@@ -6,6 +6,7 @@
 mod bounds;
 mod errors;
 mod history;
+mod integrity;
 mod writes;
 
 use std::collections::BTreeMap;
@@ -51,9 +52,15 @@ fn files(app: &str, version: &str) -> BTreeMap<String, Vec<u8>> {
         ),
         (
             ".tumbler/release.yaml".to_string(),
-            format!("version: {version}\n").into_bytes(),
+            record(&format!("team/{app}"), version).into_bytes(),
         ),
     ])
+}
+
+/// A `.tumbler/release.yaml` recording `owner` (`namespace/name`).
+fn record(owner: &str, version: &str) -> String {
+    let (ns, name) = owner.split_once('/').unwrap();
+    format!("metadata:\n  name: {name}\n  namespace: {ns}\nversion: {version}\n")
 }
 
 fn change(app: &str, version: &str) -> Change {
@@ -71,6 +78,7 @@ fn change(app: &str, version: &str) -> Change {
         },
         kind: ChangeKind::Release,
         entry: None,
+        replaces: None,
     }
 }
 

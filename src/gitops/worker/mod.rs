@@ -1,4 +1,4 @@
-//! One worker per repository: a thread that owns the cached bare clone and serves jobs in
+//! One worker per repository, branch and credentials: a thread that owns the cached bare clone and serves jobs in
 //! batches. Submits queued together become consecutive commits and one push.
 //!
 //! `cache` keeps the cached clone (opening, recloning a corrupt or overgrown one, retiring),
@@ -23,11 +23,13 @@ use tokio::sync::oneshot;
 use super::job::{Job, Queued};
 use super::writer::Registry;
 use super::{
-    Change, Credentials, GitError, Outcome, RepoKey, Stats, WriterOptions, redact_text, short_hash,
+    Change, Credentials, GitError, Outcome, Stats, WorkerKey, WriterOptions, redact_text,
+    short_hash,
 };
 
 pub struct Worker {
-    key: RepoKey,
+    /// The repository, branch and credentials' fingerprint this worker serves.
+    key: WorkerKey,
     /// Tells this worker's handle in the registry from a successor's.
     id: u64,
     dir: PathBuf,
@@ -51,7 +53,7 @@ type Reply = oneshot::Sender<Result<Outcome, GitError>>;
 
 impl Worker {
     pub fn new(
-        key: RepoKey,
+        key: WorkerKey,
         id: u64,
         cache_dir: &Path,
         opts: WriterOptions,
@@ -76,11 +78,11 @@ impl Worker {
     }
 
     fn tracking_ref(&self) -> String {
-        format!("refs/remotes/origin/{}", self.key.branch)
+        format!("refs/remotes/origin/{}", self.key.repo.branch)
     }
 
     fn url(&self) -> String {
-        redact_text(&self.key.url)
+        redact_text(&self.key.repo.url)
     }
 
     /// Serves jobs until the Writer is gone or no job came for `idle_timeout`.
@@ -131,7 +133,8 @@ impl Worker {
         for (creds, job) in others {
             self.serve_read(&creds, job);
         }
-        // Submits with the same credentials share a push.
+        // A worker serves one fingerprint of credentials, so this is one group; grouping by
+        // the credentials themselves keeps a push to one identity all the same.
         while !submits.is_empty() {
             let creds = submits[0].0.clone();
             let (same, rest): (Vec<_>, Vec<_>) =
@@ -145,7 +148,7 @@ impl Worker {
     fn branch_not_found(&self) -> GitError {
         GitError::BranchNotFound {
             url: self.url(),
-            branch: self.key.branch.clone(),
+            branch: self.key.repo.branch.clone(),
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use super::{Worker, corrupt, oid};
 use crate::gitops::job::Job;
-use crate::gitops::{AppFiles, Credentials, GitError, LogEntry, history, tree};
+use crate::gitops::{AppFiles, Author, Credentials, GitError, LogEntry, history, tree};
 
 impl Worker {
     /// Answers one job that is not a submit.
@@ -30,9 +30,11 @@ impl Worker {
                 env_path,
                 app,
                 limit,
+                committer,
                 reply,
             } => {
-                let _ = reply.send(self.log(creds, &env_path, app.as_deref(), limit));
+                let committer = committer.as_ref();
+                let _ = reply.send(self.log(creds, &env_path, app.as_deref(), limit, committer));
             }
             Job::FileAt {
                 commit,
@@ -110,19 +112,21 @@ impl Worker {
         })
     }
 
-    /// The release log of `env_path` (and `app`) from the freshly fetched head.
+    /// The release log of `env_path` (and `app`, of commits by `committer`) from the freshly
+    /// fetched head.
     fn log(
         &self,
         creds: &Credentials,
         env_path: &str,
         app: Option<&str>,
         limit: usize,
+        committer: Option<&Author>,
     ) -> Result<Vec<LogEntry>, GitError> {
         self.with_repo(|repo| {
             let Some(head) = self.fetch(repo, creds)? else {
                 return Err(self.branch_not_found());
             };
-            history::log_from(repo, head, Some(env_path), app, limit).map_err(corrupt)
+            history::log_from(repo, head, Some(env_path), app, limit, committer).map_err(corrupt)
         })
     }
 

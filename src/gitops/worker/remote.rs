@@ -1,11 +1,16 @@
 //! Talking to the server: fetching the branch, pushing a new tip, and the cool-down after
-//! a network failure.
+//! a network failure. Neither follows an HTTP redirect to another host, so credentials
+//! reach the configured host only (libgit2 follows the first redirect anywhere by default;
+//! with `RemoteRedirect::None` it still follows one to the same host name, any port).
 
 use std::cell::{Cell, RefCell};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use git2::{AutotagOption, ErrorClass, ErrorCode, FetchOptions, Oid, PushOptions, Repository};
+use git2::{
+    AutotagOption, ErrorClass, ErrorCode, FetchOptions, Oid, PushOptions, RemoteRedirect,
+    Repository,
+};
 use tracing::debug;
 
 use super::{Worker, corrupt};
@@ -44,7 +49,7 @@ impl Worker {
         asked: u32,
         operation: &str,
     ) -> GitError {
-        auth::network_error(e, &self.key.url, creds, asked, operation, &self.opts)
+        auth::network_error(e, &self.key.repo.url, creds, asked, operation, &self.opts)
     }
 
     /// Fetches the branch into the tracking ref; returns its commit (`None`: no such branch).
@@ -58,14 +63,17 @@ impl Worker {
             return Err(err);
         }
         // A branch git cannot name would fail the fetch as a local error: a corrupt cache.
-        if !git2::Reference::is_valid_name(&format!("refs/heads/{}", self.key.branch)) {
+        if !git2::Reference::is_valid_name(&format!("refs/heads/{}", self.key.repo.branch)) {
             return Err(self.branch_not_found());
         }
         self.stats.fetches.fetch_add(1, Ordering::Relaxed);
-        let host = host_of(&self.key.url);
+        let host = host_of(&self.key.repo.url);
         let asked = Cell::new(0);
         let mut fo = FetchOptions::new();
         fo.remote_callbacks(auth::callbacks(creds, &host, &asked));
+        // Credentials go to the configured host only: no redirect elsewhere, not even the
+        // first one (the push below does the same).
+        fo.follow_redirects(RemoteRedirect::None);
         fo.download_tags(AutotagOption::None);
         fo.update_fetchhead(false);
         let tracking = self.tracking_ref();
@@ -73,9 +81,9 @@ impl Worker {
             let _ = r.delete();
         }
         let mut remote = repo
-            .remote_anonymous(&self.key.url)
+            .remote_anonymous(&self.key.repo.url)
             .map_err(|e| self.network_error(&e, creds, 0, "fetch"))?;
-        let refspec = format!("+refs/heads/{b}:{tracking}", b = self.key.branch);
+        let refspec = format!("+refs/heads/{b}:{tracking}", b = self.key.repo.branch);
         let res = remote.fetch(&[refspec.as_str()], Some(&mut fo), None);
         drop(fo);
         if let Err(e) = res {
@@ -108,7 +116,7 @@ impl Worker {
         }
         repo.reference(PUSH_REF, tip, true, "push")
             .map_err(|e| PushError::Failed(corrupt(e)))?;
-        let host = host_of(&self.key.url);
+        let host = host_of(&self.key.repo.url);
         let asked = Cell::new(0);
         let rejected: RefCell<Option<String>> = RefCell::new(None);
         let mut cb = auth::callbacks(creds, &host, &asked);
@@ -120,10 +128,11 @@ impl Worker {
         });
         let mut po = PushOptions::new();
         po.remote_callbacks(cb);
+        po.follow_redirects(RemoteRedirect::None);
         let mut remote = repo
-            .remote_anonymous(&self.key.url)
+            .remote_anonymous(&self.key.repo.url)
             .map_err(|e| PushError::Failed(self.network_error(&e, creds, 0, "push")))?;
-        let refspec = format!("{PUSH_REF}:refs/heads/{}", self.key.branch);
+        let refspec = format!("{PUSH_REF}:refs/heads/{}", self.key.repo.branch);
         let res = remote.push(&[refspec.as_str()], Some(&mut po));
         drop(po);
         if let Some(msg) = rejected.borrow().clone() {

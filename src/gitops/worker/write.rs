@@ -10,6 +10,7 @@ use tracing::{debug, info};
 
 use super::remote::PushError;
 use super::{Reply, Worker, corrupt};
+use crate::gitops::claim::{self, Claim};
 use crate::gitops::tree::{self, components};
 use crate::gitops::{Author, Change, Credentials, GitError, Outcome};
 
@@ -141,7 +142,9 @@ impl Worker {
         Ok((results, tip))
     }
 
-    /// Commits one change on `tip`; `None` when it changes nothing.
+    /// Commits one change on `tip`; `None` when it changes nothing, or is a removal by a
+    /// Release that does not own the folder. Refuses a folder Tumbler did not write or
+    /// another Release owns (see `claim::check`).
     fn commit_one(
         &self,
         repo: &Repository,
@@ -151,6 +154,10 @@ impl Worker {
         let sig = signature(&change.author)?;
         let parent = repo.find_commit(tip).map_err(corrupt)?;
         let base = parent.tree().map_err(corrupt)?;
+        if claim::check(repo, &base, change)? == Claim::Leave {
+            debug!(repo = %self.url(), release = %change.release, app = %change.app, "not the folder's owner; nothing removed");
+            return Ok(None);
+        }
         let Some(new_tree) = apply(repo, &base, change, &self.loose)? else {
             return Ok(None);
         };

@@ -346,6 +346,7 @@ pub fn plan<'a>(rel: &Release, obs: &'a Observed) -> Plan<'a> {
             .rolled_back_from()
             .map(|from| ChangeKind::Rollback { from })
             .unwrap_or(ChangeKind::Release),
+        replaces: None,
     };
     Plan::Submit {
         env,
@@ -481,6 +482,7 @@ pub fn deletion(rel: &Release, facts: super::observe::Deleting) -> Deletion {
                 email: author.email,
             },
             kind: ChangeKind::Delete,
+            replaces: None,
         }),
         target,
         creds,
