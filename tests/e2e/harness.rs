@@ -138,7 +138,7 @@ impl Scenario {
             environment(
                 env,
                 &url,
-                json!({"repository": {"secretRef": {"name": "creds"}}}),
+                json!({"repository": {"secretRef": {"name": "creds"}, "insecure": true}}),
             ),
         )
         .await;

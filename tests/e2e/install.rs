@@ -258,7 +258,7 @@ async fn controller_works_with_the_chart_service_account_and_reads_no_other_secr
         environment(
             "staging",
             &url,
-            json!({"repository": {"secretRef": {"name": "creds"}}}),
+            json!({"repository": {"secretRef": {"name": "creds"}, "insecure": true}}),
         ),
     )
     .await;

@@ -327,7 +327,7 @@ async fn bad_input_gets_a_reason_an_event_and_no_commit() {
         environment(
             "nosecret",
             &url,
-            json!({"repository": {"secretRef": {"name": "missing"}}}),
+            json!({"repository": {"secretRef": {"name": "missing"}, "insecure": true}}),
         ),
     )
     .await;
@@ -336,7 +336,7 @@ async fn bad_input_gets_a_reason_an_event_and_no_commit() {
         environment(
             "badsecret",
             &url,
-            json!({"repository": {"secretRef": {"name": "empty"}}}),
+            json!({"repository": {"secretRef": {"name": "empty"}, "insecure": true}}),
         ),
     )
     .await;
@@ -345,7 +345,7 @@ async fn bad_input_gets_a_reason_an_event_and_no_commit() {
         environment(
             "wrongcreds",
             &private,
-            json!({"repository": {"secretRef": {"name": "wrong"}}}),
+            json!({"repository": {"secretRef": {"name": "wrong"}, "insecure": true}}),
         ),
     )
     .await;

@@ -182,10 +182,15 @@ async fn wait_reason(s: &Scenario, team: &str, name: &str, reason: &str) -> Rele
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn teams_release_into_a_platform_environment_and_every_escape_is_refused() {
     let mut s = Scenario::bare("tenancy").await;
-    let (team, outsider) = (format!("{}-a", s.ns), format!("{}-x", s.ns));
+    let (team, other, outsider) = (
+        format!("{}-a", s.ns),
+        format!("{}-b", s.ns),
+        format!("{}-x", s.ns),
+    );
     namespace(&s, &team, json!({"tumbler.dev/tenant": "true"})).await;
+    namespace(&s, &other, json!({"tumbler.dev/tenant": "true"})).await;
     namespace(&s, &outsider, json!({})).await;
-    for t in [&team, &outsider] {
+    for t in [&team, &other, &outsider] {
         let (ok, out) = kubectl(&["apply", "-f", "-"], Some(&team_objects(t)));
         assert!(ok, "{out}");
     }
@@ -205,7 +210,7 @@ async fn teams_release_into_a_platform_environment_and_every_escape_is_refused()
         "production",
         &url,
         json!({
-            "repository": {"secretRef": {"name": "creds"}},
+            "repository": {"secretRef": {"name": "creds"}, "insecure": true},
             "flux": {"kustomizations": [{"name": "apps"}], "perApp": true,
                      "gitRepository": {"name": "gitops"}},
             "releases": {
@@ -362,7 +367,6 @@ async fn teams_release_into_a_platform_environment_and_every_escape_is_refused()
         "not admitted: {}",
         cond(&refused, "Ready").unwrap().message
     ));
-    eprintln!("escapes:\n  {}", table.join("\n  "));
 
     // The cluster holds nothing of theirs outside the team's namespace.
     for (kind, ns) in [
@@ -389,13 +393,54 @@ async fn teams_release_into_a_platform_environment_and_every_escape_is_refused()
         assert!(!ok, "a ClusterRoleBinding escaped: {out}");
     }
 
+    // Two teams race for one app folder: exactly one owns it.
+    let race = |t: String| {
+        let doc = release(&s, "shared", json!({}));
+        std::thread::spawn(move || as_ci(&t, &doc))
+    };
+    let (a, b) = (race(team.clone()), race(other.clone()));
+    assert!(a.join().unwrap().0 && b.join().unwrap().0);
+    let (mut owners, mut refused) = (vec![], vec![]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    while owners.len() + refused.len() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the race did not settle\n{}",
+            s.log_tail(30)
+        );
+        (owners, refused) = (vec![], vec![]);
+        for t in [&team, &other] {
+            let Ok(Some(rel)) = in_team(&s, t).get_opt("shared").await else {
+                continue;
+            };
+            if rel.status.as_ref().is_some_and(|st| st.commit.is_some()) {
+                owners.push(t.clone());
+            } else if ready_is(&rel, "False", "AppConflict") {
+                refused.push(t.clone());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(owners.len(), 1, "owners {owners:?}, refused {refused:?}");
+    let record = Clone::of(&with_credentials(&url))
+        .read("envs/production/shared/.tumbler/release.yaml")
+        .unwrap();
+    assert!(
+        record.contains(&format!("namespace: {}", owners[0])),
+        "{record}"
+    );
+    table.push(format!(
+        "race for one folder: {} owns it, {} got AppConflict",
+        owners[0], refused[0]
+    ));
+
     // A later Environment writing inside production's folder is refused; the folder stays.
     let clone = Clone::of(&with_credentials(&url));
     let before = clone.head();
     let mut sneaky = environment(
         "sneaky",
         &url,
-        json!({"repository": {"path": "envs/production/api", "secretRef": {"name": "creds"}}}),
+        json!({"repository": {"path": "envs/production/api", "secretRef": {"name": "creds"}, "insecure": true}}),
     );
     sneaky["metadata"]["labels"] = s.label();
     s.apply(&s.environments(), sneaky).await;
@@ -420,35 +465,29 @@ async fn teams_release_into_a_platform_environment_and_every_escape_is_refused()
         "production's folder was touched"
     );
 
-    for rel in [
-        "api",
-        "kube-system",
-        "list-crb",
-        "flux-ks",
-        "rolebinding",
-        "cluster-cr",
-    ] {
-        let _ = in_team(&s, &team)
-            .delete(rel, &DeleteParams::default())
-            .await;
-    }
-    let _ = in_team(&s, &outsider)
-        .delete("api", &DeleteParams::default())
-        .await;
+    eprintln!("escapes:\n  {}", table.join("\n  "));
+    // Every Release goes (its folder removed where it owns one) before the namespaces do.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !in_team(&s, &team)
-        .list(&Default::default())
-        .await
-        .unwrap()
-        .items
-        .is_empty()
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "Releases not cleaned up"
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
+    for t in [&team, &other, &outsider] {
+        let api = in_team(&s, t);
+        let _ = api
+            .delete_collection(&DeleteParams::default(), &Default::default())
+            .await;
+        while !api
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "Releases of {t} not cleaned up\n{}",
+                s.log_tail(20)
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
     }
-    drop_namespaces(&s, &[&team, &outsider]).await;
+    drop_namespaces(&s, &[&team, &other, &outsider]).await;
     s.finish().await;
 }

@@ -328,6 +328,9 @@ pub fn plan<'a>(rel: &Release, obs: &'a Observed) -> Plan<'a> {
             },
         };
     }
+    // The owner check above accepted a recorded owner that no longer claims the folder:
+    // the writer may replace it, and only it.
+    let replaces = git_owner(obs).filter(|o| *o != this);
     let author = env.author();
     let change = Change {
         release: this,
@@ -346,7 +349,7 @@ pub fn plan<'a>(rel: &Release, obs: &'a Observed) -> Plan<'a> {
             .rolled_back_from()
             .map(|from| ChangeKind::Rollback { from })
             .unwrap_or(ChangeKind::Release),
-        replaces: None,
+        replaces,
     };
     Plan::Submit {
         env,
