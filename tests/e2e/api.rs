@@ -50,8 +50,14 @@ async fn crds_are_established_and_the_api_server_validates_like_the_docs_say() {
         Api::<DynamicObject>::namespaced_with(s.client.clone(), &s.ns, &ar)
     };
     let samples = repo_root().join("config/samples");
-    for entry in std::fs::read_dir(samples).unwrap() {
-        let (_, mut doc) = yaml(&entry.unwrap().path());
+    // One object per file; config/samples/multi-tenant/ holds whole setups (several objects
+    // per file, played by the tenancy test).
+    for path in std::fs::read_dir(samples)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+    {
+        let (_, mut doc) = yaml(&path);
         doc["metadata"]["namespace"] = s.ns.clone().into();
         let obj: DynamicObject = serde_json::from_value(doc.clone()).unwrap();
         api_for(&doc)

@@ -9,6 +9,13 @@ use tumbler::api::Phase;
 use crate::harness::*;
 
 fn flux_objects(s: &Scenario, url: &str) {
+    flux_objects_waiting(s, url, true);
+}
+
+/// The GitRepository and the Kustomization that applies `envs/staging`; `wait`: whether it
+/// waits for what it applied to be healthy (not in per-app mode, where each app's own
+/// Kustomization does, and one failing app must not hold the others back).
+fn flux_objects_waiting(s: &Scenario, url: &str, wait: bool) {
     let doc = format!(
         r#"apiVersion: source.toolkit.fluxcd.io/v1
 kind: GitRepository
@@ -26,7 +33,7 @@ spec:
   retryInterval: 5s
   path: ./envs/staging
   prune: true
-  wait: true
+  wait: {wait}
   timeout: 1m
   sourceRef: {{kind: GitRepository, name: gitops}}
 "#,
@@ -453,7 +460,7 @@ async fn helm_release_is_ready_when_helm_controller_installed_it() {
 async fn per_app_mode_keeps_one_failing_app_from_hiding_the_others() {
     let s = Scenario::new("perapp").await;
     let url = new_repo(&s.ns, false);
-    flux_objects(&s, &url);
+    flux_objects_waiting(&s, &url, false);
     let flux = json!({"targetNamespace": s.ns, "flux": {"kustomizations": [{"name": "apps"}], "gitRepository": {"name": "gitops"}, "perApp": true}});
     s.apply(&s.environments(), environment("staging", &url, flux))
         .await;

@@ -260,8 +260,23 @@ async fn an_environment_repointed_to_another_folder_writes_its_releases_there() 
             .unwrap()
             .contains("api")
     );
-    // The old folder stays, as documented, and the move is told.
-    assert!(clone.exists("envs/staging/api/deployment-api.yaml"));
+    // Same repository and branch: the app moved; its old folder and entry are gone.
+    let old_entry_gone = |c: &Clone| {
+        !c.exists("envs/staging/api")
+            && !c
+                .read("envs/staging/kustomization.yaml")
+                .unwrap_or_default()
+                .contains("- api")
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !old_entry_gone(&Clone::of(&url)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the old folder stayed\n{}",
+            s.log_tail(20)
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
     assert!(
         s.event_reasons("Release", "api")
             .await

@@ -27,6 +27,7 @@ pub async fn write<'a>(ctx: &Context, plan: Plan<'a>) -> Result<Written<'a>, Sto
             rendered,
             git,
             change,
+            move_out,
         } => {
             let target = Target::of(env);
             let version = change.version.clone();
@@ -39,6 +40,21 @@ pub async fn write<'a>(ctx: &Context, plan: Plan<'a>) -> Result<Written<'a>, Sto
                     let pushed = matches!(outcome, Outcome::Committed { .. });
                     if pushed {
                         info!(commit = %outcome.commit(), %version, "pushed");
+                    }
+                    if let Some(old) = move_out {
+                        // The new folder is written; the old one goes (only if this Release
+                        // still owns it: the writer checks). A failure leaves it in place.
+                        let path = format!("{}/{}", old.env_path, old.app);
+                        match ctx
+                            .writer
+                            .submit(target.repo.clone(), git.creds.clone(), *old)
+                            .await
+                        {
+                            Ok(_) => {
+                                info!(%path, "removed the folder the Environment moved away from")
+                            }
+                            Err(e) => warn!(%path, error = %e, "could not remove the old folder"),
+                        }
                     }
                     Ok(Written {
                         env,

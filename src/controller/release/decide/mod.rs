@@ -106,12 +106,14 @@ pub enum Plan<'a> {
     Compare {
         written: Written<'a>,
     },
-    /// Write this change.
+    /// Write this change; then, when the Environment moved to another folder of the same
+    /// repository and branch, remove the app's old folder with `move_out`.
     Submit {
         env: &'a Environment,
         rendered: &'a Rendered,
         git: &'a GitFacts,
         change: Box<Change>,
+        move_out: Option<Box<Change>>,
     },
 }
 
@@ -351,12 +353,35 @@ pub fn plan<'a>(rel: &Release, obs: &'a Observed) -> Plan<'a> {
             .unwrap_or(ChangeKind::Release),
         replaces,
     };
+    let move_out = moved_from(rel, &target).map(|old_path| {
+        Box::new(Change {
+            env_path: old_path,
+            files: None,
+            entry: None,
+            kind: ChangeKind::Delete,
+            replaces: None,
+            ..change.clone()
+        })
+    });
     Plan::Submit {
         env,
         rendered,
         git,
         change: Box::new(change),
+        move_out,
     }
+}
+
+/// The folder this Release was last written to, when the Environment now points at another
+/// folder of the same repository and branch (`status.target` is `<URL> <branch> <path>`).
+/// Another repository or branch: `None` — the old folder stays, and the `Repointed` Event
+/// says so.
+pub fn moved_from(rel: &Release, target: &Target) -> Option<String> {
+    let old = rel.status.as_ref()?.target.as_deref()?;
+    let mut parts = old.rsplitn(3, ' ');
+    let (path, branch, url) = (parts.next()?, parts.next()?, parts.next()?);
+    (url == redact_url(&target.repo.url) && branch == target.repo.branch && path != target.path)
+        .then(|| path.to_string())
 }
 
 /// Who owns the app folder, the same answer for every claimant: the Release recorded in

@@ -44,7 +44,7 @@ pub fn status(facts: &Facts<'_>) -> Decision {
     let (phase, summary, requeue) = match &facts.progress {
         Progress::Stopped(stopped) => before_git(stopped, &old, generation),
         Progress::InGit(w, cluster) => {
-            note = repointed(&old, w);
+            note = repointed(rel, &old, w);
             record_commit(&mut st, w, generation, &facts.now);
             match cluster.as_ref() {
                 Ok(cluster) => judge_cluster(&mut st, rel, w, cluster, &facts.now),
@@ -125,15 +125,18 @@ fn before_git(stopped: &Stopped<'_>, old: &ReleaseStatus, generation: Option<i64
 }
 
 /// The Event to give when this write went to a new repository, branch or folder.
-fn repointed(old: &ReleaseStatus, w: &Written<'_>) -> Option<(Reason, String)> {
+fn repointed(rel: &Release, old: &ReleaseStatus, w: &Written<'_>) -> Option<(Reason, String)> {
     let target = w.target.describe();
     let before = old.target.as_ref().filter(|t| **t != target)?;
+    let outcome = if super::moved_from(rel, &w.target).is_some() {
+        "the old folder is removed"
+    } else {
+        "the old folder stays in the other repository or branch: remove it by hand"
+    };
     w.pushed.then(|| {
         (
             Reason::Repointed,
-            format!(
-                "written to {target} (the Environment moved from {before}); the old folder stays where it was"
-            ),
+            format!("written to {target} (the Environment moved from {before}); {outcome}"),
         )
     })
 }

@@ -256,11 +256,19 @@ fn a_written_generation_is_compared_not_written_again_unless_the_target_moved() 
         env,
         rendered,
         git,
+        move_out,
     } = plan(&rel, &obs)
     else {
         panic!("expected a submit to the new target");
     };
     assert_eq!(change.env_path, "clusters/eu/staging");
+    // Same repository and branch: the old folder is removed after the new one is written.
+    let old = move_out.expect("the old folder is removed");
+    assert_eq!(
+        (old.env_path.as_str(), old.kind.clone()),
+        ("envs/staging", ChangeKind::Delete)
+    );
+    assert!(old.files.is_none());
     assert!(needs_folder(&rel, rendered, &Target::of(env), 1));
     let written = Written {
         env,
@@ -376,4 +384,21 @@ fn a_release_of_an_environment_overlapping_an_older_one_is_refused() {
     assert_eq!(d.summary.reason(), Reason::OverlappingEnvironment);
     assert!(d.summary.message().contains("platform/production"));
     assert!(is_stalled(&d));
+}
+
+#[test]
+fn a_release_moved_to_another_repository_leaves_its_old_folder() {
+    let env = environment(serde_json::json!({}));
+    let rel = written_release(&env);
+    let elsewhere = environment(
+        serde_json::json!({"repository": {"url": "https://git.example/other.git", "branch": "main", "path": "envs/staging"}}),
+    );
+    let obs = observed(&rel, elsewhere, Some(None));
+    let Plan::Submit { move_out, .. } = plan(&rel, &obs) else {
+        panic!("expected a submit to the new repository");
+    };
+    assert!(
+        move_out.is_none(),
+        "nothing is removed in another repository"
+    );
 }
