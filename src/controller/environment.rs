@@ -156,9 +156,44 @@ pub fn decide(env: &Environment, obs: &Observed, now: &Time) -> (EnvironmentStat
         Some(Err(e)) => Summary::of_error(e),
     };
     flux_condition(&mut st, obs, env.metadata.generation, now);
+    helm_policy_condition(&mut st, env, now);
     summarise(&mut st.conditions, &summary, env.metadata.generation, now);
     st.observed_generation = env.metadata.generation;
     (st, summary)
+}
+
+/// The condition type saying whether `allowClusterScoped: false` holds for Helm charts.
+const HELM_POLICY: &str = "HelmPolicyEnforced";
+
+/// `HelmPolicyEnforced`: Helm charts are rendered by helm-controller, not by Tumbler, so the
+/// policy cannot see their objects; only Flux impersonating the team's account (Kubernetes
+/// RBAC) can hold `allowClusterScoped: false` for them. Says which case this Environment is
+/// in, instead of letting charts through silently.
+fn helm_policy_condition(st: &mut EnvironmentStatus, env: &Environment, now: &Time) {
+    if env.spec.policy.allow_cluster_scoped {
+        remove_condition(&mut st.conditions, HELM_POLICY);
+        return;
+    }
+    let per_app = env.spec.flux.as_ref().is_some_and(|f| f.per_app);
+    let c = match &env.spec.releases.service_account_name {
+        Some(account) if per_app => condition(
+            HELM_POLICY,
+            Status::True,
+            Reason::Impersonated.as_str(),
+            format!(
+                "Helm charts of Releases from other namespaces are installed as their namespace's ServiceAccount {account:?}, so Kubernetes RBAC refuses what they may not create; charts of Releases in this namespace run with helm-controller's rights"
+            ),
+            env.metadata.generation,
+        ),
+        _ => condition(
+            HELM_POLICY,
+            Status::False,
+            Reason::NotImpersonated.as_str(),
+            "allowClusterScoped: false is checked on what Tumbler renders, but Helm charts are rendered by helm-controller with its own rights: their cluster-scoped objects are not checked. Set spec.releases.serviceAccountName (with spec.flux.perApp) so that Flux installs them as the team's account",
+            env.metadata.generation,
+        ),
+    };
+    set_condition(&mut st.conditions, c, now.clone());
 }
 
 /// `FluxReady`: whether the Kustomizations the Environment names exist, run and succeed.
@@ -266,4 +301,78 @@ async fn cleanup(env: Arc<Environment>, ctx: &Context) -> Result<Action, Error> 
     );
     write_status(ctx, &*env, &old, &old.conditions, &st, &st.conditions).await?;
     Err(Error::Finalizer(message))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(spec: serde_json::Value) -> Environment {
+        let mut doc = serde_json::json!({
+            "apiVersion": "tumbler.dev/v1alpha1", "kind": "Environment",
+            "metadata": {"name": "production", "namespace": "platform", "generation": 2},
+            "spec": {"repository": {"url": "https://git.example/x.git", "path": "envs/prod"}},
+        });
+        if let Some(extra) = spec.as_object() {
+            for (k, v) in extra {
+                doc["spec"][k] = v.clone();
+            }
+        }
+        serde_json::from_value(doc).unwrap()
+    }
+
+    fn observed(probe: Result<String, Error>, overlaps: Option<(String, String)>) -> Observed {
+        Observed {
+            users: 3,
+            overlaps,
+            probe: Some(probe),
+            flux: vec![],
+        }
+    }
+
+    fn now() -> Time {
+        Time(jiff::Timestamp::from_second(100).unwrap())
+    }
+
+    #[test]
+    fn an_environment_says_whether_helm_charts_are_held_by_its_policy() {
+        let helm_policy = |spec| {
+            let e = env(spec);
+            let (st, _) = decide(&e, &observed(Ok("abc".into()), None), &now());
+            find_condition(&st.conditions, HELM_POLICY)
+                .map(|c| (c.status.clone(), c.reason.clone()))
+        };
+        let not = Some(("False".to_string(), "NotImpersonated".to_string()));
+        assert_eq!(helm_policy(serde_json::json!({})), not);
+        let impersonated = serde_json::json!({"flux": {"perApp": true, "gitRepository": {"name": "g"}},
+            "releases": {"serviceAccountName": "flux-apply"}});
+        assert_eq!(
+            helm_policy(impersonated),
+            Some(("True".to_string(), "Impersonated".to_string()))
+        );
+        let without_per_app = serde_json::json!({"releases": {"serviceAccountName": "flux-apply"}});
+        assert_eq!(helm_policy(without_per_app), not);
+        assert_eq!(
+            helm_policy(serde_json::json!({"policy": {"allowClusterScoped": true}})),
+            None
+        );
+    }
+
+    #[test]
+    fn an_overlapping_environment_is_stalled_naming_the_older_one_and_not_probed() {
+        let e = env(serde_json::json!({}));
+        let (st, summary) = decide(
+            &e,
+            &observed(Ok("abc".into()), Some(("platform".into(), "older".into()))),
+            &now(),
+        );
+        assert_eq!(summary.reason(), Reason::OverlappingEnvironment);
+        assert!(summary.message().contains("platform/older"));
+        assert_eq!(api::kstatus_violation(&st.conditions), None);
+        assert_eq!(st.releases, 3);
+        let (st, summary) = decide(&e, &observed(Ok("0123456789".into()), None), &now());
+        assert_eq!(summary.reason(), Reason::RepositoryReady);
+        assert_eq!(st.head_short.as_deref(), Some("01234567"));
+        assert_eq!(st.observed_generation, Some(2));
+    }
 }

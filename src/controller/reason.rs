@@ -88,6 +88,10 @@ pub enum Reason {
     ChangedOutsideTumbler,
     /// `FluxReady` on Environments.
     KustomizationsReady,
+    /// `HelmPolicyEnforced=True`: Flux installs charts as the team's account.
+    Impersonated,
+    /// `HelmPolicyEnforced=False`: charts are installed with helm-controller's rights.
+    NotImpersonated,
     FluxFailing,
     FluxUnknown,
 
@@ -161,6 +165,8 @@ impl Reason {
             InSync => "InSync",
             ChangedOutsideTumbler => "ChangedOutsideTumbler",
             KustomizationsReady => "KustomizationsReady",
+            Impersonated => "Impersonated",
+            NotImpersonated => "NotImpersonated",
             FluxFailing => "FluxFailing",
             FluxUnknown => "FluxUnknown",
             EnvironmentGone => "EnvironmentGone",
@@ -188,6 +194,7 @@ impl Reason {
                 | UpToDate
                 | InSync
                 | KustomizationsReady
+                | Impersonated
                 | Repointed
         )
     }

@@ -285,6 +285,16 @@ async fn teams_release_into_a_platform_environment_and_every_escape_is_refused()
         "per-app Kustomization: {out}"
     );
 
+    // The Environment says that charts are held by RBAC, not by a list.
+    s.wait_environment("production", "HelmPolicyEnforced", |e| {
+        e.status.as_ref().is_some_and(|st| {
+            st.conditions
+                .iter()
+                .any(|c| c.type_ == "HelmPolicyEnforced" && c.status == "True")
+        })
+    })
+    .await;
+
     // The CI identity reads no Secret, here or in the platform namespace.
     let who = format!("system:serviceaccount:{team}:ci");
     for ns in [team.as_str(), s.ns.as_str()] {

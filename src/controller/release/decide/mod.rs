@@ -261,47 +261,18 @@ pub fn already_written(rel: &Release, rendered: &Rendered, target: &Target) -> b
 
 /// Decides what to do about git from what was observed.
 pub fn plan<'a>(rel: &Release, obs: &'a Observed) -> Plan<'a> {
-    let fail = |e: &'a Error| Plan::Stop(Stopped::Failed(Fault::Seen(e)));
-    let env = match &obs.env {
+    let env = match admitted(rel, obs) {
         Ok(env) => env,
-        Err(e) => return fail(e),
+        Err(stop) => return Plan::Stop(stop),
     };
-    if env.spec.suspend {
-        return Plan::Stop(Stopped::Suspended {
-            environment: env.name_any(),
-        });
-    }
-    if let Some((ns, name)) = &obs.overlaps {
-        return Plan::Stop(Stopped::Failed(Fault::Found(
-            Error::OverlappingEnvironment {
-                environment: format!("{}/{}", env.namespace().unwrap_or_default(), env.name_any()),
-                other: format!("{ns}/{name}"),
-            },
-        )));
-    }
-    let labels = match &obs.namespace_labels {
-        Some(Ok(l)) => Some(l),
-        Some(Err(e)) => return fail(e),
-        None => None,
-    };
-    if let Some(err) = admission::refusal(rel, env, labels) {
-        return Plan::Stop(Stopped::Failed(Fault::Found(err)));
-    }
-    let rendered = match &obs.rendered {
-        Some(Ok(r)) => r,
-        Some(Err(e)) => return fail(e),
-        None => {
-            return Plan::Stop(Stopped::Failed(Fault::Found(Error::Internal(
-                "the Release was not rendered".into(),
-            ))));
+    let (rendered, git) = match (&obs.rendered, &obs.git) {
+        (Some(Err(e)), _) | (Some(Ok(_)), Some(Err(e))) => {
+            return Plan::Stop(Stopped::Failed(Fault::Seen(e)));
         }
-    };
-    let git = match &obs.git {
-        Some(Ok(g)) => g,
-        Some(Err(e)) => return fail(e),
-        None => {
+        (Some(Ok(r)), Some(Ok(g))) => (r, g),
+        _ => {
             return Plan::Stop(Stopped::Failed(Fault::Found(Error::Internal(
-                "git was not observed".into(),
+                "the Release was not rendered, or git not read".into(),
             ))));
         }
     };
@@ -333,26 +304,7 @@ pub fn plan<'a>(rel: &Release, obs: &'a Observed) -> Plan<'a> {
     // The owner check above accepted a recorded owner that no longer claims the folder:
     // the writer may replace it, and only it.
     let replaces = git_owner(obs).filter(|o| *o != this);
-    let author = env.author();
-    let change = Change {
-        release: this,
-        generation: rel.metadata.generation.unwrap_or_default(),
-        version: rel.spec.version.clone(),
-        environment: env.name_any(),
-        env_path: env.spec.repository.path.clone(),
-        app: rel.spec.app.clone(),
-        files: Some(rendered.files.clone()),
-        entry: rendered.env_entry.clone(),
-        author: Author {
-            name: author.name,
-            email: author.email,
-        },
-        kind: rel
-            .rolled_back_from()
-            .map(|from| ChangeKind::Rollback { from })
-            .unwrap_or(ChangeKind::Release),
-        replaces,
-    };
+    let change = change_for(rel, env, rendered, this, replaces);
     let move_out = moved_from(rel, &target).map(|old_path| {
         Box::new(Change {
             env_path: old_path,
@@ -369,6 +321,66 @@ pub fn plan<'a>(rel: &Release, obs: &'a Observed) -> Plan<'a> {
         git,
         change: Box::new(change),
         move_out,
+    }
+}
+
+/// The Environment, when it exists, is not suspended, does not overlap an older one, and
+/// admits this Release; otherwise why the reconcile stops.
+fn admitted<'a>(rel: &Release, obs: &'a Observed) -> Result<&'a Environment, Stopped<'a>> {
+    let failed = |e: Error| Stopped::Failed(Fault::Found(e));
+    let env = obs
+        .env
+        .as_ref()
+        .map_err(|e| Stopped::Failed(Fault::Seen(e)))?;
+    if env.spec.suspend {
+        return Err(Stopped::Suspended {
+            environment: env.name_any(),
+        });
+    }
+    if let Some((ns, name)) = &obs.overlaps {
+        return Err(failed(Error::OverlappingEnvironment {
+            environment: format!("{}/{}", env.namespace().unwrap_or_default(), env.name_any()),
+            other: format!("{ns}/{name}"),
+        }));
+    }
+    let labels = match &obs.namespace_labels {
+        Some(Ok(l)) => Some(l),
+        Some(Err(e)) => return Err(Stopped::Failed(Fault::Seen(e))),
+        None => None,
+    };
+    match admission::refusal(rel, env, labels) {
+        Some(err) => Err(failed(err)),
+        None => Ok(env),
+    }
+}
+
+/// The change that writes what the Release renders, with its trailers.
+fn change_for(
+    rel: &Release,
+    env: &Environment,
+    rendered: &Rendered,
+    release: String,
+    replaces: Option<String>,
+) -> Change {
+    let author = env.author();
+    Change {
+        release,
+        generation: rel.metadata.generation.unwrap_or_default(),
+        version: rel.spec.version.clone(),
+        environment: env.name_any(),
+        env_path: env.spec.repository.path.clone(),
+        app: rel.spec.app.clone(),
+        files: Some(rendered.files.clone()),
+        entry: rendered.env_entry.clone(),
+        author: Author {
+            name: author.name,
+            email: author.email,
+        },
+        kind: rel
+            .rolled_back_from()
+            .map(|from| ChangeKind::Rollback { from })
+            .unwrap_or(ChangeKind::Release),
+        replaces,
     }
 }
 

@@ -1,106 +1,34 @@
 use super::*;
 
+/// What was observed for `rel` in a plain Environment, changed by `edit`.
+fn seen(rel: &Release, spec: serde_json::Value, edit: impl FnOnce(&mut Observed)) -> Observed {
+    let mut obs = observed(rel, environment(spec), None);
+    edit(&mut obs);
+    obs
+}
+
+fn no_env(obs: &mut Observed, err: Error) {
+    obs.env = Err(err);
+    (obs.rendered, obs.git) = (None, None);
+}
+
 #[test]
+#[rustfmt::skip]
 fn stops_before_git_map_to_reasons_phases_and_stalled() {
     let rel = release("api", 1);
-    // (situation, observed, reason, stalled, phase)
-    let mut cases: Vec<(&str, Observed, Reason, bool, Phase)> = vec![];
-    let mut obs = observed(&rel, environment(serde_json::json!({})), None);
-    obs.env = Err(Error::EnvironmentNotFound {
-        namespace: "team".into(),
-        name: "staging".into(),
-    });
-    obs.rendered = None;
-    obs.git = None;
-    cases.push((
-        "no environment",
-        obs,
-        Reason::EnvironmentNotFound,
-        true,
-        Phase::Failed,
-    ));
-
-    let mut obs = observed(&rel, environment(serde_json::json!({})), None);
-    obs.env = Err(kube_error(500));
-    obs.rendered = None;
-    obs.git = None;
-    cases.push((
-        "API error",
-        obs,
-        Reason::KubernetesError,
-        false,
-        Phase::Pending,
-    ));
-
-    let mut obs = observed(&rel, environment(serde_json::json!({})), None);
-    obs.git = Some(Err(Error::Credentials(CredentialsError::SecretNotFound {
-        namespace: "team".into(),
-        name: "git".into(),
-    })));
-    cases.push((
-        "no secret",
-        obs,
-        Reason::SecretNotFound,
-        true,
-        Phase::Failed,
-    ));
-
-    let mut obs = observed(&rel, environment(serde_json::json!({})), None);
-    obs.git = Some(Err(Error::Git(GitError::RepositoryUnreachable {
-        url: "https://git.example/gitops.git".into(),
-        message: "connection refused".into(),
-    })));
-    cases.push((
-        "git down",
-        obs,
-        Reason::RepositoryUnreachable,
-        false,
-        Phase::Pending,
-    ));
-
-    let mut obs = observed(&rel, environment(serde_json::json!({})), None);
-    obs.git = Some(Err(Error::Git(GitError::AuthenticationFailed {
-        url: "https://git.example/gitops.git".into(),
-    })));
-    cases.push((
-        "bad token",
-        obs,
-        Reason::AuthenticationFailed,
-        true,
-        Phase::Failed,
-    ));
-
-    let mut obs = observed(&rel, environment(serde_json::json!({})), None);
-    obs.rendered = Some(Err(Error::Render(RenderError::NoSource)));
-    obs.git = None;
-    cases.push(("two sources", obs, Reason::NoSource, true, Phase::Failed));
-
-    let obs = observed(
-        &rel,
-        environment(serde_json::json!({"suspend": true})),
-        None,
-    );
-    cases.push((
-        "suspended",
-        obs,
-        Reason::EnvironmentSuspended,
-        false,
-        Phase::Pending,
-    ));
-
-    let obs = observed(
-        &rel,
-        environment(serde_json::json!({})),
-        folder_of("other-team/api"),
-    );
-    cases.push((
-        "folder of another team",
-        obs,
-        Reason::AppConflict,
-        true,
-        Phase::Failed,
-    ));
-
+    let plain = || serde_json::json!({});
+    let git_err = |e: GitError| Some(Err(Error::Git(e)));
+    let url = || "https://git.example/gitops.git".to_string();
+    let cases: Vec<(&str, Observed, Reason, bool, Phase)> = vec![
+        ("no environment", seen(&rel, plain(), |o| no_env(o, Error::EnvironmentNotFound { namespace: "team".into(), name: "staging".into() })), Reason::EnvironmentNotFound, true, Phase::Failed),
+        ("API error", seen(&rel, plain(), |o| no_env(o, kube_error(500))), Reason::KubernetesError, false, Phase::Pending),
+        ("no secret", seen(&rel, plain(), |o| o.git = Some(Err(Error::Credentials(CredentialsError::SecretNotFound { namespace: "team".into(), name: "git".into() })))), Reason::SecretNotFound, true, Phase::Failed),
+        ("git down", seen(&rel, plain(), |o| o.git = git_err(GitError::RepositoryUnreachable { url: url(), message: "connection refused".into() })), Reason::RepositoryUnreachable, false, Phase::Pending),
+        ("bad token", seen(&rel, plain(), |o| o.git = git_err(GitError::AuthenticationFailed { url: url() })), Reason::AuthenticationFailed, true, Phase::Failed),
+        ("two sources", seen(&rel, plain(), |o| { o.rendered = Some(Err(Error::Render(RenderError::NoSource))); o.git = None; }), Reason::NoSource, true, Phase::Failed),
+        ("suspended", seen(&rel, serde_json::json!({"suspend": true}), |_| {}), Reason::EnvironmentSuspended, false, Phase::Pending),
+        ("folder of another team", seen(&rel, plain(), |o| o.git = Some(Ok(GitFacts { creds: Credentials::None, folder: folder_of("other-team/api") }))), Reason::AppConflict, true, Phase::Failed),
+    ];
     for (what, obs, reason, stalled, phase) in cases {
         let d = stopped_status(&rel, &obs);
         assert_eq!(d.summary.reason(), reason, "{what}");

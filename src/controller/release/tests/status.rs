@@ -1,212 +1,27 @@
 use super::*;
 
-#[test]
-fn what_flux_and_the_workloads_did_decides_phase_and_ready() {
-    let done = || Some(vec![deployment(2, 2, vec![])]);
-    let applied = |deployments, helm| Cluster {
-        deployments,
-        helm,
-        ..ks(found("True", true, true))
-    };
-    // (situation, environment, cluster, phase, reason, stalled, requeue)
-    let cases: Vec<(&str, Environment, Cluster, Phase, Reason, bool, Requeue)> = vec![
-        (
-            "no Flux",
-            environment(serde_json::json!({})),
-            Cluster::default(),
-            Phase::Committed,
-            Reason::Committed,
-            false,
-            Requeue::After(Duration::from_secs(600)),
-        ),
-        (
-            "no Kustomization",
-            flux_env(),
-            ks(KustomizationState::NotFound),
-            Phase::Committed,
-            Reason::FluxKustomizationNotFound,
-            false,
-            Requeue::After(Duration::from_secs(10)),
-        ),
-        (
-            "no Flux CRDs",
-            flux_env(),
-            ks(KustomizationState::NotInstalled),
-            Phase::Committed,
-            Reason::FluxNotInstalled,
-            false,
-            Requeue::After(Duration::from_secs(10)),
-        ),
-        (
-            "suspended",
-            flux_env(),
-            ks(KustomizationState::Found {
-                suspended: true,
-                ready: ready("True", "x"),
-                applied: true,
-                attempted: true,
-            }),
-            Phase::Committed,
-            Reason::FluxSuspended,
-            false,
-            Requeue::After(Duration::from_secs(10)),
-        ),
-        (
-            "not applied yet",
-            flux_env(),
-            ks(found("True", false, false)),
-            Phase::Committed,
-            Reason::WaitingForFlux,
-            false,
-            Requeue::After(Duration::from_secs(10)),
-        ),
-        (
-            "failed on an older commit",
-            flux_env(),
-            ks(found("False", false, false)),
-            Phase::Committed,
-            Reason::WaitingForFlux,
-            false,
-            Requeue::After(Duration::from_secs(10)),
-        ),
-        (
-            "failed on this commit",
-            flux_env(),
-            ks(found("False", false, true)),
-            Phase::Failed,
-            Reason::FluxFailed,
-            true,
-            Requeue::After(Duration::from_secs(60)),
-        ),
-        (
-            "applied and running",
-            flux_env(),
-            applied(done(), None),
-            Phase::Ready,
-            Reason::Applied,
-            false,
-            Requeue::After(Duration::from_secs(600)),
-        ),
-        (
-            "rolling out",
-            flux_env(),
-            applied(Some(vec![deployment(2, 1, vec![])]), None),
-            Phase::Applied,
-            Reason::RollingOut,
-            false,
-            Requeue::After(Duration::from_secs(3)),
-        ),
-        (
-            "unschedulable",
-            flux_env(),
-            applied(
-                Some(vec![deployment(
-                    2,
-                    1,
-                    vec![(false, "pod p: 0/1 nodes".into())],
-                )]),
-                None,
-            ),
-            Phase::Applied,
-            Reason::RollingOut,
-            false,
-            Requeue::After(Duration::from_secs(3)),
-        ),
-        (
-            "crash loop",
-            flux_env(),
-            applied(
-                Some(vec![deployment(
-                    2,
-                    1,
-                    vec![(true, "pod p container api: CrashLoopBackOff".into())],
-                )]),
-                None,
-            ),
-            Phase::Failed,
-            Reason::RolloutStuck,
-            true,
-            Requeue::After(Duration::from_secs(15)),
-        ),
-        (
-            "no HelmRelease yet",
-            flux_env(),
-            applied(
-                done(),
-                Some(HelmRelease::Missing {
-                    name: "api/api".into(),
-                }),
-            ),
-            Phase::Applied,
-            Reason::WaitingForHelmRelease,
-            false,
-            Requeue::After(Duration::from_secs(3)),
-        ),
-        (
-            "HelmRelease failed",
-            flux_env(),
-            applied(
-                done(),
-                Some(HelmRelease::Found {
-                    name: "api/api".into(),
-                    current: true,
-                    ready: ready("False", "InstallFailed"),
-                }),
-            ),
-            Phase::Failed,
-            Reason::HelmReleaseFailed,
-            true,
-            Requeue::After(Duration::from_secs(30)),
-        ),
-        (
-            "HelmRelease behind",
-            flux_env(),
-            applied(
-                done(),
-                Some(HelmRelease::Found {
-                    name: "api/api".into(),
-                    current: false,
-                    ready: ready("False", "InstallFailed"),
-                }),
-            ),
-            Phase::Applied,
-            Reason::WaitingForHelmRelease,
-            false,
-            Requeue::After(Duration::from_secs(3)),
-        ),
-        (
-            "HelmRelease ready",
-            flux_env(),
-            applied(
-                done(),
-                Some(HelmRelease::Found {
-                    name: "api/api".into(),
-                    current: true,
-                    ready: ready("True", "InstallSucceeded"),
-                }),
-            ),
-            Phase::Ready,
-            Reason::Applied,
-            false,
-            Requeue::After(Duration::from_secs(600)),
-        ),
-    ];
-    for (what, env, cluster, phase, reason, stalled, requeue) in cases {
+/// One row: situation, environment, cluster, phase, reason, stalled, requeue seconds.
+type Row = (&'static str, Environment, Cluster, Phase, Reason, bool, u64);
+
+/// Decides each row after a push and checks what a person would read on the Release.
+fn check_rows(rows: Vec<Row>) {
+    for (what, env, cluster, phase, reason, stalled, secs) in rows {
         let (_, d) = after_push(&env, Ok(cluster));
         assert_eq!(d.status.phase, phase, "{what}");
         assert_eq!(d.summary.reason(), reason, "{what}");
         assert_eq!(is_stalled(&d), stalled, "{what}");
-        assert_eq!(d.requeue, requeue, "{what}");
-        let in_history = d
+        assert_eq!(
+            d.requeue,
+            Requeue::After(Duration::from_secs(secs)),
+            "{what}"
+        );
+        let history = d
             .status
             .history
             .first()
             .is_some_and(|h| h.version == "1.2.3");
-        assert_eq!(
-            in_history,
-            matches!(reason, Reason::Applied | Reason::Committed),
-            "{what}: history"
-        );
+        let settled = matches!(reason, Reason::Applied | Reason::Committed);
+        assert_eq!(history, settled, "{what}: history");
         if reason == Reason::FluxFailed {
             let applied = cond(&d, api::APPLIED).unwrap();
             assert_eq!(
@@ -219,6 +34,58 @@ fn what_flux_and_the_workloads_did_decides_phase_and_ready() {
             assert_eq!(cond(&d, api::APPLIED).unwrap().status, "True");
         }
     }
+}
+
+/// Flux applied the commit, with these workloads and HelmRelease.
+fn applied(deployments: Option<Vec<Deployment>>, helm: Option<HelmRelease>) -> Cluster {
+    Cluster {
+        deployments,
+        helm,
+        ..ks(found("True", true, true))
+    }
+}
+
+fn running() -> Option<Vec<Deployment>> {
+    Some(vec![deployment(2, 2, vec![])])
+}
+
+fn helm(current: bool, status: &str, reason: &str) -> Option<HelmRelease> {
+    Some(HelmRelease::Found {
+        name: "api/api".into(),
+        current,
+        ready: ready(status, reason),
+    })
+}
+
+#[test]
+#[rustfmt::skip]
+fn what_flux_did_with_the_commit_decides_phase_and_ready() {
+    let suspended = KustomizationState::Found { suspended: true, ready: ready("True", "x"), applied: true, attempted: true };
+    check_rows(vec![
+        ("no Flux", environment(serde_json::json!({})), Cluster::default(), Phase::Committed, Reason::Committed, false, 600),
+        ("no Kustomization", flux_env(), ks(KustomizationState::NotFound), Phase::Committed, Reason::FluxKustomizationNotFound, false, 10),
+        ("no Flux CRDs", flux_env(), ks(KustomizationState::NotInstalled), Phase::Committed, Reason::FluxNotInstalled, false, 10),
+        ("suspended", flux_env(), ks(suspended), Phase::Committed, Reason::FluxSuspended, false, 10),
+        ("not applied yet", flux_env(), ks(found("True", false, false)), Phase::Committed, Reason::WaitingForFlux, false, 10),
+        ("failed on an older commit", flux_env(), ks(found("False", false, false)), Phase::Committed, Reason::WaitingForFlux, false, 10),
+        ("failed on this commit", flux_env(), ks(found("False", false, true)), Phase::Failed, Reason::FluxFailed, true, 60),
+        ("applied and running", flux_env(), applied(running(), None), Phase::Ready, Reason::Applied, false, 600),
+    ]);
+}
+
+#[test]
+#[rustfmt::skip]
+fn what_the_workloads_did_decides_phase_and_ready() {
+    let pods = |stuck: bool, text: &str| Some(vec![deployment(2, 1, vec![(stuck, text.to_string())])]);
+    check_rows(vec![
+        ("rolling out", flux_env(), applied(Some(vec![deployment(2, 1, vec![])]), None), Phase::Applied, Reason::RollingOut, false, 3),
+        ("unschedulable", flux_env(), applied(pods(false, "pod p: 0/1 nodes"), None), Phase::Applied, Reason::RollingOut, false, 3),
+        ("crash loop", flux_env(), applied(pods(true, "pod p container api: CrashLoopBackOff"), None), Phase::Failed, Reason::RolloutStuck, true, 15),
+        ("no HelmRelease yet", flux_env(), applied(running(), Some(HelmRelease::Missing { name: "api/api".into() })), Phase::Applied, Reason::WaitingForHelmRelease, false, 3),
+        ("HelmRelease failed", flux_env(), applied(running(), helm(true, "False", "InstallFailed")), Phase::Failed, Reason::HelmReleaseFailed, true, 30),
+        ("HelmRelease behind", flux_env(), applied(running(), helm(false, "False", "InstallFailed")), Phase::Applied, Reason::WaitingForHelmRelease, false, 3),
+        ("HelmRelease ready", flux_env(), applied(running(), helm(true, "True", "InstallSucceeded")), Phase::Ready, Reason::Applied, false, 600),
+    ]);
 }
 
 #[test]
