@@ -375,7 +375,13 @@ impl Scenario {
             .environments()
             .delete_collection(&DeleteParams::default(), &ListParams::default())
             .await;
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            match self.environments().list(&ListParams::default()).await {
+                Ok(list) if list.items.is_empty() => break,
+                _ => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
         self.kill_controller();
         let namespaces: Api<Namespace> = Api::all(self.client.clone());
         let _ = namespaces.delete(&self.ns, &DeleteParams::default()).await;
