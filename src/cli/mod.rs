@@ -198,14 +198,31 @@ fn read_yaml<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> Result<T
     serde_saphyr::from_str(&text).map_err(|e| Error::Usage(format!("{}: {e}", path.display())))
 }
 
-/// The Environment `tumbler render` assumes without `--environment`.
-fn local_environment() -> crate::api::Environment {
-    serde_json::from_value(serde_json::json!({
-        "apiVersion": "tumbler.dev/v1alpha1", "kind": "Environment",
-        "metadata": {"name": "local", "namespace": "default"},
-        "spec": {"repository": {"url": "file:///dev/null", "branch": "main", "path": "envs/local"}, "targetNamespace": "default"}
-    }))
-    .expect("valid default Environment")
+/// The Environment `tumbler render` assumes without `--environment`: in the namespace the
+/// Release names (so it renders as a Release of that namespace would), `default` otherwise.
+fn local_environment(release: &crate::api::Release) -> crate::api::Environment {
+    let ns = release
+        .spec
+        .environment_namespace
+        .clone()
+        .or_else(|| release.metadata.namespace.clone())
+        .unwrap_or_else(|| "default".into());
+    let mut env = crate::api::Environment::new(
+        "local",
+        crate::api::EnvironmentSpec {
+            repository: crate::api::RepositorySpec {
+                url: "file:///dev/null".into(),
+                branch: "main".into(),
+                path: "envs/local".into(),
+                secret_ref: None,
+                insecure: false,
+            },
+            target_namespace: Some(ns.clone()),
+            ..Default::default()
+        },
+    );
+    env.metadata.namespace = Some(ns);
+    env
 }
 
 fn render(
@@ -216,7 +233,7 @@ fn render(
     let release: crate::api::Release = read_yaml(file)?;
     let env = match environment {
         Some(p) => read_yaml(p)?,
-        None => local_environment(),
+        None => local_environment(&release),
     };
     let rendered = crate::render::render(&release, &env)
         .map_err(|e| Error::Usage(format!("{}: {e}", e.reason())))?;

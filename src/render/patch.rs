@@ -321,13 +321,10 @@ fn clean(v: &Value) -> Value {
 
 /// Strategic merge of `patch` into `target`; `field` is the key `target` sits under.
 pub fn merge(target: &mut Value, patch: &Value, field: &str) {
+    let _ = field;
+    let replace = directive(patch) == Some("replace");
     match (target, patch) {
-        (t @ Value::Object(_), Value::Object(p)) => {
-            if directive(patch) == Some("replace") {
-                *t = clean(patch);
-                return;
-            }
-            let t = t.as_object_mut().expect("object");
+        (Value::Object(t), Value::Object(p)) if !replace => {
             for (k, pv) in p {
                 if k.starts_with('$') {
                     continue;
@@ -336,21 +333,16 @@ pub fn merge(target: &mut Value, patch: &Value, field: &str) {
                     t.remove(k);
                     continue;
                 }
-                match t.get_mut(k) {
-                    Some(tv @ Value::Object(_)) if pv.is_object() => merge(tv, pv, k),
-                    Some(Value::Array(ta)) if pv.is_array() => {
-                        merge_list(ta, pv.as_array().expect("array"), k)
-                    }
+                match (t.get_mut(k), pv) {
+                    (Some(tv @ Value::Object(_)), Value::Object(_)) => merge(tv, pv, k),
+                    (Some(Value::Array(ta)), Value::Array(pa)) => merge_list(ta, pa, k),
                     _ => {
                         t.insert(k.clone(), clean(pv));
                     }
                 }
             }
         }
-        (t, p) => {
-            let _ = field;
-            *t = clean(p);
-        }
+        (t, p) => *t = clean(p),
     }
 }
 
