@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use crate::{Error, Result};
 
 mod history;
+mod render;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -27,7 +28,8 @@ pub enum Command {
     Controller(ControllerArgs),
     /// Render a Release locally and print (or write) exactly what the controller would commit.
     Render {
-        /// The Release manifest (YAML).
+        /// The Release manifest(s): a YAML file, every Release document in it, or `-` for
+        /// stdin.
         #[arg(short = 'f', long = "filename")]
         file: PathBuf,
         /// The Environment manifest (YAML); without it a local default is assumed.
@@ -64,7 +66,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             file,
             environment,
             out,
-        } => render(&file, environment.as_deref(), out.as_deref()).map(|_| ExitCode::SUCCESS),
+        } => render::run(&file, environment.as_deref(), out.as_deref()).map(|_| ExitCode::SUCCESS),
         Command::Log(args) => history::log(args).map(|_| ExitCode::SUCCESS),
         Command::Rollback(args) => history::rollback(args).map(|_| ExitCode::SUCCESS),
     }
@@ -190,17 +192,9 @@ fn controller(args: ControllerArgs) -> Result<()> {
     })
 }
 
-fn read_yaml<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> Result<T> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-        path: path.display().to_string(),
-        source,
-    })?;
-    serde_saphyr::from_str(&text).map_err(|e| Error::Usage(format!("{}: {e}", path.display())))
-}
-
 /// The Environment `tumbler render` assumes without `--environment`: in the namespace the
 /// Release names (so it renders as a Release of that namespace would), `default` otherwise.
-fn local_environment(release: &crate::api::Release) -> crate::api::Environment {
+pub(crate) fn local_environment(release: &crate::api::Release) -> crate::api::Environment {
     let ns = release
         .spec
         .environment_namespace
@@ -223,52 +217,6 @@ fn local_environment(release: &crate::api::Release) -> crate::api::Environment {
     );
     env.metadata.namespace = Some(ns);
     env
-}
-
-fn render(
-    file: &std::path::Path,
-    environment: Option<&std::path::Path>,
-    out: Option<&std::path::Path>,
-) -> Result<()> {
-    let release: crate::api::Release = read_yaml(file)?;
-    let env = match environment {
-        Some(p) => read_yaml(p)?,
-        None => local_environment(&release),
-    };
-    let rendered = crate::render::render(&release, &env)
-        .map_err(|e| Error::Usage(format!("{}: {e}", e.reason())))?;
-    match out {
-        None => {
-            use std::io::Write;
-            let mut stdout = std::io::stdout().lock();
-            for (path, bytes) in &rendered.files {
-                let _ = writeln!(stdout, "# {}/{path}", rendered.app_dir);
-                let _ = stdout.write_all(bytes);
-            }
-            let _ = writeln!(stdout, "# digest {}", rendered.digest);
-        }
-        Some(dir) => {
-            for (path, bytes) in &rendered.files {
-                let target = dir.join(&rendered.app_dir).join(path);
-                if let Some(parent) = target.parent() {
-                    std::fs::create_dir_all(parent).map_err(|source| Error::Io {
-                        path: parent.display().to_string(),
-                        source,
-                    })?;
-                }
-                std::fs::write(&target, bytes).map_err(|source| Error::Io {
-                    path: target.display().to_string(),
-                    source,
-                })?;
-            }
-            eprintln!(
-                "wrote {} files under {}",
-                rendered.files.len(),
-                dir.join(&rendered.app_dir).display()
-            );
-        }
-    }
-    Ok(())
 }
 
 fn crds(out: Option<PathBuf>) -> Result<()> {
