@@ -235,3 +235,95 @@ fn crds_are_namespaced_with_status_and_short_names_that_do_not_clash() {
         );
     }
 }
+
+/// Calls `visit` on `schema` and every schema below it (properties, list items, map values,
+/// the parts of `allOf`/`anyOf`/`oneOf`) with its path; `true` for a named property.
+fn walk(schema: &Value, path: &str, visit: &mut impl FnMut(&str, &Value, bool)) {
+    if let Some(props) = schema.get("properties").and_then(Value::as_object) {
+        for (name, prop) in props {
+            let at = format!("{path}.{name}");
+            visit(&at, prop, true);
+            walk(prop, &at, visit);
+        }
+    }
+    if let Some(items) = schema.get("items") {
+        let at = format!("{path}[]");
+        visit(&at, items, false);
+        walk(items, &at, visit);
+    }
+    if let Some(values) = schema.get("additionalProperties").filter(|v| v.is_object()) {
+        let at = format!("{path}{{}}");
+        visit(&at, values, false);
+        walk(values, &at, visit);
+    }
+    for key in ["allOf", "anyOf", "oneOf"] {
+        for (i, part) in schema[key].as_array().into_iter().flatten().enumerate() {
+            let at = format!("{path}({key}[{i}])");
+            visit(&at, part, false);
+            walk(part, &at, visit);
+        }
+    }
+}
+
+/// The formats the API server knows, by type: apiextensions-apiserver's
+/// `supportedVersionedFormats` for strings, OpenAPI's for numbers. It warns about any
+/// other (`unrecognized format "uint32"`) when the CRD is applied, and ignores it.
+fn known_format(type_: &str, format: &str) -> bool {
+    const STRING: &[&str] = &[
+        "bsonobjectid",
+        "uri",
+        "email",
+        "hostname",
+        "ipv4",
+        "ipv6",
+        "cidr",
+        "mac",
+        "uuid",
+        "uuid3",
+        "uuid4",
+        "uuid5",
+        "isbn",
+        "isbn10",
+        "isbn13",
+        "creditcard",
+        "ssn",
+        "hexcolor",
+        "rgbcolor",
+        "byte",
+        "password",
+        "date",
+        "duration",
+        "datetime",
+        "date-time",
+    ];
+    match type_ {
+        "integer" => ["int32", "int64"].contains(&format),
+        "number" => ["float", "double"].contains(&format),
+        "string" => STRING.contains(&format),
+        _ => false,
+    }
+}
+
+#[test]
+fn schemas_use_only_formats_the_api_server_knows() {
+    for kind in ["Environment", "Release"] {
+        let schema = schema_of(kind);
+        let mut unknown = vec![];
+        let mut formats = 0;
+        walk(&schema, kind, &mut |path, s, _| {
+            if let Some(format) = s.get("format").and_then(Value::as_str) {
+                formats += 1;
+                let type_ = s["type"].as_str().unwrap_or("(no type)");
+                if !known_format(type_, format) {
+                    unknown.push(format!("{path}: {type_} with format {format}"));
+                }
+            }
+        });
+        assert!(
+            unknown.is_empty(),
+            "{kind}: formats the API server does not know:\n  {}",
+            unknown.join("\n  ")
+        );
+        assert!(formats > 0, "{kind}: the walk found no format at all");
+    }
+}
