@@ -327,3 +327,49 @@ fn schemas_use_only_formats_the_api_server_knows() {
         assert!(formats > 0, "{kind}: the walk found no format at all");
     }
 }
+
+/// What k8s-openapi and kube-derive write when a type has no description of its own.
+const BOILERPLATE: &[&str] = &[
+    "IntOrString is a type that can hold an int32 or a string",
+    "Auto-generated derived type",
+];
+
+fn described(text: Option<&str>) -> bool {
+    let text = text.unwrap_or_default().trim();
+    !text.is_empty() && !BOILERPLATE.iter().any(|b| text.contains(b))
+}
+
+#[test]
+fn every_field_has_a_description_of_its_own() {
+    let mut total = 0;
+    for kind in ["Environment", "Release"] {
+        let schema = schema_of(kind);
+        assert!(
+            described(schema["description"].as_str()),
+            "{kind} has no description of its own: {}",
+            schema["description"]
+        );
+        let mut fields = 0;
+        let mut undescribed = vec![];
+        walk(&schema, kind, &mut |path, s, property| {
+            if !property {
+                return;
+            }
+            if described(s["description"].as_str()) {
+                fields += 1;
+            } else {
+                undescribed.push(path.to_string());
+            }
+        });
+        assert!(
+            undescribed.is_empty(),
+            "{kind}: fields without a description of their own (add a doc comment):\n  {}",
+            undescribed.join("\n  ")
+        );
+        // The walk reached the spec and the status, not just the top level.
+        assert!(fields > 40, "{kind}: only {fields} fields");
+        println!("{kind}: {fields} fields described");
+        total += fields;
+    }
+    println!("both kinds: {total} fields described");
+}

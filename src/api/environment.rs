@@ -19,6 +19,7 @@ use super::{Conditioned, LocalObjectRef, NamespacedObjectRef};
     shortname = "env",
     shortname = "tenv",
     category = "tumbler",
+    doc = "An Environment is one gitops target: the repository, branch and folder Tumbler commits Releases to and the Flux objects that apply it, with the policy for what Releases may put there and which namespaces' Releases may attach.",
     printcolumn = r#"{"name":"URL","type":"string","jsonPath":".spec.repository.url"}"#,
     printcolumn = r#"{"name":"Branch","type":"string","jsonPath":".spec.repository.branch"}"#,
     printcolumn = r#"{"name":"Path","type":"string","jsonPath":".spec.repository.path"}"#,
@@ -31,10 +32,11 @@ use super::{Conditioned, LocalObjectRef, NamespacedObjectRef};
 pub struct EnvironmentSpec {
     /// The gitops repository, branch and folder Tumbler writes to.
     pub repository: RepositorySpec,
-    /// How Tumbler's commits are signed off.
+    /// How Tumbler's commits are authored. Default: `Tumbler <tumbler@tumbler.dev>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit: Option<CommitSpec>,
-    /// The Flux objects that apply `repository.path`.
+    /// The Flux objects that apply `repository.path`, which Tumbler watches to say when a
+    /// Release is applied. Default: none (a Release is Ready once committed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flux: Option<FluxSpec>,
     /// Default namespace for the apps of this Environment; defaults to the Environment's own
@@ -49,9 +51,10 @@ pub struct EnvironmentSpec {
     #[serde(default)]
     pub releases: ReleasesSpec,
     /// Stop writing to the repository; Releases wait with `Reconciling` until resumed.
+    /// Default false.
     #[serde(default)]
     pub suspend: bool,
-    /// How many applied versions each Release keeps in `status.history`.
+    /// How many applied versions each Release keeps in `status.history` (0-100); default 10.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 100))]
     pub history_limit: Option<u32>,
@@ -68,7 +71,7 @@ pub struct RepositorySpec {
         length(max = 2048)
     )]
     pub url: String,
-    /// Branch Tumbler commits to.
+    /// Branch Tumbler commits to; default `main`.
     #[serde(default = "default_branch")]
     #[schemars(regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9._/-]*$"), length(max = 255))]
     pub branch: String,
@@ -84,7 +87,7 @@ pub struct RepositorySpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_ref: Option<LocalObjectRef>,
     /// Allow sending the credentials over plain `http://`; for tests and trusted networks
-    /// only.
+    /// only. Default false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub insecure: bool,
 }
@@ -98,7 +101,7 @@ fn default_branch() -> String {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReleasesSpec {
-    /// Namespaces whose Releases may attach.
+    /// Namespaces whose Releases may attach. Default: the Environment's own namespace only.
     #[serde(default)]
     pub namespaces: AllowedNamespaces,
     /// More namespaces that Releases of other namespaces may deploy into (`spec.namespace`);
@@ -132,6 +135,7 @@ pub struct AllowedNamespaces {
     pub selector: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
 }
 
+/// Which namespaces' Releases may attach.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum FromNamespaces {
     #[default]
@@ -140,7 +144,7 @@ pub enum FromNamespaces {
     All,
 }
 
-/// Commit settings.
+/// How Tumbler's commits look.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CommitSpec {
@@ -152,8 +156,10 @@ pub struct CommitSpec {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CommitAuthor {
+    /// Name, as git shows it (e.g. `Tumbler`).
     #[schemars(length(min = 1, max = 256))]
     pub name: String,
+    /// Email address (e.g. `tumbler@tumbler.dev`).
     #[schemars(regex(pattern = r"^[^@\s]+@[^@\s]+$"), length(max = 256))]
     pub email: String,
 }
@@ -171,14 +177,16 @@ impl Default for CommitAuthor {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FluxSpec {
-    /// Flux Kustomizations (kustomize.toolkit.fluxcd.io/v1) that apply `repository.path`.
+    /// Flux Kustomizations (kustomize.toolkit.fluxcd.io/v1) that apply `repository.path`; a
+    /// Release is Ready when they applied its commit. Default: none (Ready once committed).
     #[serde(default)]
     pub kustomizations: Vec<NamespacedObjectRef>,
     /// The Flux GitRepository those Kustomizations read; Tumbler asks it to fetch right after a
     /// push. Defaults to the source of the first Kustomization.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub git_repository: Option<NamespacedObjectRef>,
-    /// Write one Flux Kustomization per app so that each app is applied and reported on its own.
+    /// Write one Flux Kustomization per app (`<environment>-<app>`, in the app folder) so that
+    /// each app is applied and reported on its own; needs `gitRepository`. Default false.
     #[serde(default)]
     pub per_app: bool,
 }
@@ -211,10 +219,12 @@ pub struct PolicySpec {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EnvironmentStatus {
-    /// `Ready` (repository reachable, branch present), `Reconciling`, `Stalled`.
+    /// The conditions, one per type: `Ready` (repository reachable, branch present),
+    /// `Reconciling`, `Stalled`, `FluxReady` (the named Kustomizations exist, run and
+    /// succeed) and `HelmPolicyEnforced` (whether Helm charts are held to the policy).
     #[serde(default)]
     pub conditions: Vec<Condition>,
-    /// The generation this status describes.
+    /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     /// Commit at the head of the branch, as last seen.
@@ -223,7 +233,7 @@ pub struct EnvironmentStatus {
     /// First 8 characters of `head`, for printer columns.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub head_short: Option<String>,
-    /// Releases that name this Environment.
+    /// How many Releases name this Environment.
     #[serde(default)]
     pub releases: u32,
 }

@@ -27,6 +27,7 @@ pub const VERSION: &str = "v1alpha1";
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LocalObjectRef {
+    /// Name of the object.
     #[schemars(
         length(min = 1, max = 253),
         regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -38,6 +39,7 @@ pub struct LocalObjectRef {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NamespacedObjectRef {
+    /// Name of the object.
     #[schemars(
         length(min = 1, max = 253),
         regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -76,7 +78,8 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
     vec![finish(Environment::crd()), finish(Release::crd())]
 }
 
-/// What the derives cannot say: only formats the API server knows.
+/// What the derives cannot say: descriptions as flowing text, and only formats the API
+/// server knows.
 fn finish(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
     for version in &mut crd.spec.versions {
         let Some(root) = version
@@ -91,8 +94,11 @@ fn finish(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
     crd
 }
 
-/// Tidies `schema` and everything below it: see [`known_format`].
+/// Tidies `schema` and everything below it: see [`flowing`] and [`known_format`].
 fn tidy(schema: &mut JSONSchemaProps) {
+    if let Some(text) = &mut schema.description {
+        *text = flowing(text);
+    }
     schema.format = known_format(schema.type_.as_deref(), schema.format.take());
     let children = schema
         .properties
@@ -125,6 +131,24 @@ fn tidy(schema: &mut JSONSchemaProps) {
     for child in children {
         tidy(child);
     }
+}
+
+/// A doc comment as flowing text: the line breaks of the source joined with spaces, blank
+/// lines kept as paragraph breaks, so `kubectl explain` wraps the text to the terminal
+/// instead of breaking it where the source did.
+fn flowing(text: &str) -> String {
+    text.split("\n\n")
+        .map(|paragraph| {
+            paragraph
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n\n")
 }
 
 /// The string formats the API server validates (`supportedVersionedFormats` of
@@ -192,6 +216,15 @@ pub fn crds_yaml() -> Result<Vec<(String, String)>, serde_saphyr::ser::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn descriptions_flow_and_keep_their_paragraphs() {
+        assert_eq!(
+            flowing("One line\nbroken here.\n\nA second paragraph."),
+            "One line broken here.\n\nA second paragraph."
+        );
+        assert_eq!(flowing("Plain."), "Plain.");
+    }
 
     #[test]
     fn formats_the_api_server_does_not_know_are_replaced_or_dropped() {

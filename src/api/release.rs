@@ -21,6 +21,7 @@ use super::{Conditioned, LocalObjectRef, free_form_object, free_form_objects};
     shortname = "rel",
     shortname = "trel",
     category = "tumbler",
+    doc = "A Release puts one version of one app into an Environment: Tumbler renders its source (the built-in app template, a Helm chart or raw manifests), commits the result to the Environment's gitops repository, and reports here what Flux did with it.",
     printcolumn = r#"{"name":"Environment","type":"string","jsonPath":".spec.environment"}"#,
     printcolumn = r#"{"name":"App","type":"string","jsonPath":".spec.app"}"#,
     printcolumn = r#"{"name":"Version","type":"string","jsonPath":".spec.version"}"#,
@@ -49,7 +50,8 @@ use super::{Conditioned, LocalObjectRef, free_form_object, free_form_objects};
 ]))]
 #[serde(rename_all = "camelCase")]
 pub struct ReleaseSpec {
-    /// Name of the Environment to release into.
+    /// Name of the Environment to release into. Immutable: to move an app, create a new
+    /// Release.
     #[schemars(
         length(min = 1, max = 253),
         regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -57,12 +59,12 @@ pub struct ReleaseSpec {
     pub environment: String,
     /// Namespace of the Environment, when a platform team keeps it in its own namespace; it
     /// must allow this Release's namespace (`spec.releases.namespaces`). Default: the
-    /// Release's namespace.
+    /// Release's namespace. Immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
     pub environment_namespace: Option<String>,
     /// The app: a DNS-1123 label, used as the folder name in the repository and as the name of
-    /// the objects of the app template.
+    /// the objects of the app template. Immutable: to rename an app, create a new Release.
     #[schemars(
         length(min = 1, max = 63),
         regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -84,7 +86,9 @@ pub struct ReleaseSpec {
     /// A Helm chart, emitted as a Flux HelmRelease and its HelmRepository/OCIRepository.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub helm: Option<HelmSource>,
-    /// Raw Kubernetes objects.
+    /// Raw Kubernetes objects (1 to 1000), committed as written: each needs `apiVersion`,
+    /// `kind` and `metadata.name`; a `v1` `List` is unwrapped. Namespaced objects go to the
+    /// app's namespace (one naming another namespace is refused).
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
@@ -92,55 +96,70 @@ pub struct ReleaseSpec {
     )]
     #[schemars(schema_with = "free_form_objects")]
     pub manifests: Option<Vec<serde_json::Value>>,
-    /// Kustomize-style patches applied to the rendered objects.
+    /// Kustomize-style patches applied, in order, to the rendered objects of any source; a
+    /// patch that does not apply fails the render and nothing is committed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub patches: Vec<Patch>,
 }
 
-/// The built-in app template.
+/// The built-in app template: one Deployment of one container, with secure defaults
+/// (non-root, no privilege escalation, no capabilities, read-only root filesystem).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TemplateSource {
+    /// The container image.
     pub image: Image,
-    /// Replicas of the Deployment (ignored by the HPA when `autoscaling` is set).
+    /// Replicas of the Deployment; default 1. Left to the HorizontalPodAutoscaler when
+    /// `autoscaling` is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 1000))]
     pub replicas: Option<i32>,
-    /// Container command (overrides the image's entrypoint).
+    /// Container command; replaces the image's `ENTRYPOINT`. Default: the image's.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub command: Vec<String>,
-    /// Container arguments.
+    /// Container arguments; replace the image's `CMD`. Default: the image's.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<String>,
-    /// Container ports; the first is the Service's target.
+    /// Container ports. Each gets a port of the Service (unless `service.enabled` is false);
+    /// the first is the one the Ingress sends to.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<Port>,
-    /// Plain environment variables, rendered into a ConfigMap.
+    /// Plain environment variables (name to value), rendered into a ConfigMap `<app>-env`; a
+    /// change rolls the pods. Keep secrets in a Secret named in `envFrom`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
-    /// Environment from existing Secrets and ConfigMaps.
+    /// Environment variables from existing Secrets and ConfigMaps in the app's namespace,
+    /// all of their keys.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env_from: Vec<EnvFrom>,
+    /// CPU and memory requests and limits of the container. Default: none (the namespace's
+    /// LimitRange, if any, applies).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<Resources>,
+    /// Liveness, readiness and startup probes of the container. Default: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probes: Option<Probes>,
-    /// A Service in front of the ports; on by default when there are ports.
+    /// The Service in front of the ports; on by default when there are ports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<ServiceSpec>,
+    /// An Ingress to the Service's first port. Default: none. Needs `ports`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ingress: Option<IngressSpec>,
+    /// A HorizontalPodAutoscaler on CPU, which then owns the replica count. Default: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub autoscaling: Option<Autoscaling>,
-    /// A PodDisruptionBudget.
+    /// A PodDisruptionBudget for the pods. Default: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disruption_budget: Option<DisruptionBudget>,
-    /// Create a ServiceAccount named after the app and run the pods as it.
+    /// Create a ServiceAccount named after the app and run the pods as it, with its token
+    /// mounted. Default false: the pods run as the namespace's `default` account, without a
+    /// token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account: Option<bool>,
+    /// Volumes mounted into the container, besides the writable `/tmp` that is always there.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<Volume>,
-    /// Mount the root filesystem read-only (default true). A writable `/tmp` is always mounted.
+    /// Mount the root filesystem read-only; default true. A writable `/tmp` is always mounted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub read_only_root_filesystem: Option<bool>,
 }
@@ -152,21 +171,29 @@ pub struct TemplateSource {
     {"rule": "has(self.tag) || has(self.digest)", "message": "image needs a tag or a digest"}
 ]))]
 pub struct Image {
+    /// Image repository, with its registry unless it is Docker Hub (e.g.
+    /// `ghcr.io/acme/api`).
     #[schemars(
         length(min = 1, max = 512),
         regex(pattern = r"^[a-z0-9][a-z0-9._/:-]*$")
     )]
     pub repository: String,
+    /// Image tag (e.g. `1.4.2`). A tag, a digest or both; with a digest, the digest is what
+    /// runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$"))]
     pub tag: Option<String>,
+    /// Image digest (`sha256:<hex>`); pins the exact image, and wins over `tag`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[a-z0-9]+:[a-f0-9]{32,}$"))]
     pub digest: Option<String>,
+    /// When the kubelet pulls the image: `Always`, `IfNotPresent` or `Never`. Default:
+    /// Kubernetes' (`Always` for the tag `latest`, `IfNotPresent` otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pull_policy: Option<PullPolicy>,
 }
 
+/// When the kubelet pulls the image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum PullPolicy {
     Always,
@@ -178,17 +205,22 @@ pub enum PullPolicy {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Port {
+    /// Port name (a DNS-1123 label of up to 15 characters); the Service targets the port by
+    /// this name, and the name `http` on the first port gives the Service port 80.
     #[schemars(
         length(min = 1, max = 15),
         regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
     )]
     pub name: String,
+    /// Port number the container listens on (1-65535).
     #[schemars(range(min = 1, max = 65535))]
     pub container_port: i32,
+    /// `TCP`, `UDP` or `SCTP`; default `TCP`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protocol: Option<Protocol>,
 }
 
+/// Network protocol of a port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[allow(clippy::upper_case_acronyms)]
 pub enum Protocol {
@@ -204,10 +236,13 @@ pub enum Protocol {
     {"rule": "has(self.secretRef) != has(self.configMapRef)", "message": "envFrom entries need exactly one of secretRef or configMapRef"}
 ]))]
 pub struct EnvFrom {
+    /// A Secret in the app's namespace whose keys become environment variables.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_ref: Option<LocalObjectRef>,
+    /// A ConfigMap in the app's namespace whose keys become environment variables.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_map_ref: Option<LocalObjectRef>,
+    /// Prefix added to the name of each variable. Default: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefix: Option<String>,
 }
@@ -216,19 +251,29 @@ pub struct EnvFrom {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Resources {
+    /// What the scheduler reserves for the container, by resource (e.g. `cpu: 100m`,
+    /// `memory: 128Mi`). Default: none.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub requests: BTreeMap<String, String>,
+    /// The most the container may use, by resource (e.g. `memory: 256Mi`); past the memory
+    /// limit it is killed, past the CPU limit throttled. Default: none.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub limits: BTreeMap<String, String>,
 }
 
+/// The container's probes, as Kubernetes runs them.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Probes {
+    /// Restarts the container when it fails. Default: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub liveness: Option<Probe>,
+    /// Takes the pod out of the Service while it fails; a rollout waits for it. Default:
+    /// none (ready once started).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub readiness: Option<Probe>,
+    /// Holds the other probes back until it first succeeds, for slow starters. Default:
+    /// none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub startup: Option<Probe>,
 }
@@ -240,40 +285,53 @@ pub struct Probes {
     {"rule": "(has(self.httpGet) ? 1 : 0) + (has(self.tcpSocket) ? 1 : 0) + (has(self.exec) ? 1 : 0) == 1", "message": "a probe needs exactly one of httpGet, tcpSocket or exec"}
 ]))]
 pub struct Probe {
+    /// Succeeds when an HTTP GET on the container answers with a status from 200 to 399.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_get: Option<HttpGet>,
+    /// Succeeds when a TCP connection to the container opens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tcp_socket: Option<TcpSocket>,
+    /// Succeeds when a command run in the container exits with 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exec: Option<ExecProbe>,
+    /// Seconds after the container starts before the first probe; default 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub initial_delay_seconds: Option<i32>,
+    /// Seconds between probes; default 10.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub period_seconds: Option<i32>,
+    /// Seconds a probe may take before it counts as failed; default 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_seconds: Option<i32>,
+    /// Failures in a row before the probe gives up (restart, or not ready); default 3.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_threshold: Option<i32>,
 }
 
+/// An HTTP GET on the container.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HttpGet {
+    /// Path to request, starting with `/` (e.g. `/healthz`).
     #[schemars(regex(pattern = r"^/"))]
     pub path: String,
-    /// Port name or number.
+    /// Container port to request: a name from `ports` (e.g. `http`) or a number.
     pub port: IntOrString,
 }
 
+/// A TCP connection to the container.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TcpSocket {
+    /// Container port to connect to: a name from `ports` (e.g. `grpc`) or a number.
     pub port: IntOrString,
 }
 
+/// A command run in the container.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExecProbe {
+    /// The command and its arguments, run directly (not in a shell).
     pub command: Vec<String>,
 }
 
@@ -281,19 +339,22 @@ pub struct ExecProbe {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceSpec {
-    /// Set false to render no Service.
+    /// Set false to render no Service (and so no Ingress). Default true when there are
+    /// ports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
+    /// `ClusterIP` (default), `NodePort` or `LoadBalancer`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[serde(rename = "type")]
     pub type_: Option<ServiceType>,
-    /// Service port; defaults to 80 when the first container port is named `http`, else to the
-    /// container port.
+    /// Service port of the first container port; default 80 when that port is named `http`,
+    /// else its number. The other ports keep their numbers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 65535))]
     pub port: Option<i32>,
 }
 
+/// How the Service is exposed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum ServiceType {
     ClusterIP,
@@ -305,6 +366,7 @@ pub enum ServiceType {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct IngressSpec {
+    /// Host name the Ingress serves (e.g. `api.example.com`); a leading `*.` for a wildcard.
     #[schemars(
         length(min = 1, max = 253),
         regex(
@@ -312,15 +374,18 @@ pub struct IngressSpec {
         )
     )]
     pub host: String,
-    /// Path prefix; default `/`.
+    /// Path prefix sent to the app; default `/`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^/"))]
     pub path: Option<String>,
-    /// Serve TLS from the Secret `<app>-tls`.
+    /// Serve TLS for the host with the certificate in the Secret `<app>-tls` (made by you or
+    /// by cert-manager through `annotations`); default false.
     #[serde(default)]
     pub tls: bool,
+    /// IngressClass that serves the Ingress. Default: the cluster's default class.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub class_name: Option<String>,
+    /// Annotations of the Ingress, for the ingress controller or cert-manager. Default: none.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
 }
@@ -332,22 +397,31 @@ pub struct IngressSpec {
     {"rule": "self.minReplicas <= self.maxReplicas", "message": "autoscaling.minReplicas must not exceed maxReplicas"}
 ]))]
 pub struct Autoscaling {
+    /// Fewest replicas (1-1000).
     #[schemars(range(min = 1, max = 1000))]
     pub min_replicas: i32,
+    /// Most replicas (1-1000), at least `minReplicas`.
     #[schemars(range(min = 1, max = 1000))]
     pub max_replicas: i32,
+    /// Average CPU use, in percent of the CPU request, that the autoscaler aims for; default
+    /// 80. Needs `resources.requests.cpu`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 100))]
     #[serde(rename = "targetCPUUtilizationPercentage")]
     pub target_cpu_utilization_percentage: Option<i32>,
 }
 
-/// A PodDisruptionBudget; `minAvailable` or `maxUnavailable` (count or percentage).
+/// A PodDisruptionBudget: how many pods voluntary disruptions (node drains) must leave
+/// running. Set `minAvailable` or `maxUnavailable`; with neither, `maxUnavailable: 1`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DisruptionBudget {
+    /// Pods that must stay available: a number (e.g. `2`) or a percentage of the replicas
+    /// (e.g. `"50%"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_available: Option<IntOrString>,
+    /// Pods that may be unavailable at once: a number (e.g. `1`) or a percentage of the
+    /// replicas (e.g. `"25%"`). Default 1 when `minAvailable` is not set either.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_unavailable: Option<IntOrString>,
 }
@@ -359,28 +433,39 @@ pub struct DisruptionBudget {
     {"rule": "(has(self.configMap) ? 1 : 0) + (has(self.secret) ? 1 : 0) + (has(self.emptyDir) ? 1 : 0) + (has(self.persistentVolumeClaim) ? 1 : 0) == 1", "message": "a volume needs exactly one of configMap, secret, emptyDir or persistentVolumeClaim"}
 ]))]
 pub struct Volume {
+    /// Volume name, a DNS-1123 label unique among the volumes; not `tmp`, the name of the
+    /// writable `/tmp`.
     #[schemars(
         length(min = 1, max = 63),
         regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
     )]
     pub name: String,
+    /// Absolute path in the container where the volume is mounted.
     #[schemars(regex(pattern = r"^/"))]
     pub mount_path: String,
+    /// Mount the volume read-only; default false.
     #[serde(default)]
     pub read_only: bool,
+    /// A ConfigMap in the app's namespace, its keys as files.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_map: Option<LocalObjectRef>,
+    /// A Secret in the app's namespace, its keys as files.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<LocalObjectRef>,
+    /// An empty directory that lives as long as the pod.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub empty_dir: Option<EmptyDir>,
+    /// A PersistentVolumeClaim in the app's namespace, by name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub persistent_volume_claim: Option<LocalObjectRef>,
 }
 
+/// An empty directory for the pod's lifetime.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EmptyDir {
+    /// Most it may hold, as a quantity (e.g. `1Gi`); past it the pod is evicted. Default:
+    /// no limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size_limit: Option<String>,
 }
@@ -389,8 +474,9 @@ pub struct EmptyDir {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HelmSource {
+    /// The chart: its repository, name and version.
     pub chart: ChartRef,
-    /// Values passed to the chart, inline.
+    /// Values passed to the chart, inline, as in a `values.yaml`. Default: the chart's own.
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
@@ -398,7 +484,7 @@ pub struct HelmSource {
     )]
     #[schemars(schema_with = "free_form_object")]
     pub values: Option<serde_json::Value>,
-    /// Helm release name; defaults to the app.
+    /// Helm release name; default: the app.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 53), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
     pub release_name: Option<String>,
@@ -411,9 +497,10 @@ pub struct ChartRef {
     /// `https://` (or `http://`) Helm repository URL, or `oci://` registry URL.
     #[schemars(regex(pattern = r"^(https|http|oci)://[^\s]+$"))]
     pub repository: String,
+    /// Chart name in the repository (e.g. `podinfo`).
     #[schemars(length(min = 1, max = 253))]
     pub name: String,
-    /// Chart version or semver range.
+    /// Chart version, or a semver range (e.g. `6.x`) that Flux resolves to the newest match.
     #[schemars(length(min = 1, max = 128))]
     pub version: String,
 }
@@ -423,27 +510,42 @@ pub struct ChartRef {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Patch {
+    /// The objects to patch. A JSON6902 patch needs one; a strategic merge patch without
+    /// one patches the object of its own `kind` and `metadata.name`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<PatchTarget>,
+    /// The patch, as YAML text: a mapping (strategic merge) or a list of operations
+    /// (JSON6902: add, remove, replace, move, copy, test).
     #[schemars(length(min = 1))]
     pub patch: String,
 }
 
+/// Which rendered objects a patch applies to: those matching every field set (none set:
+/// all of them). It must match at least one.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PatchTarget {
+    /// API group of the objects (e.g. `apps`; empty for the core group).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
+    /// API version of the objects, without the group (e.g. `v1`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    /// Kind of the objects (e.g. `Deployment`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
+    /// Name of the object.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// Namespace of the objects; by the time patches run, every namespaced object is in the
+    /// app's namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
+    /// Labels the objects have: `key=value` or `key` (present), comma-separated, all
+    /// required.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label_selector: Option<String>,
+    /// Annotations the objects have, in the form of `labelSelector`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub annotation_selector: Option<String>,
 }
@@ -474,11 +576,17 @@ impl std::fmt::Display for Phase {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReleaseStatus {
+    /// Where the Release is: `Pending` (accepted, not yet in git), `Committed` (pushed),
+    /// `Applied` (Flux applied a revision with the commit), `Ready` (applied and healthy) or
+    /// `Failed` (see the conditions).
     #[serde(default)]
     pub phase: Phase,
-    /// `Ready` (summary), `Reconciling`, `Stalled`, `Rendered`, `Committed`, `Applied`, `Drifted`.
+    /// The conditions, one per type: `Ready` (the summary, always present), `Reconciling`
+    /// (work in flight), `Stalled` (a person must act), `Rendered`, `Committed`, `Applied`,
+    /// `Drifted` (the app folder was changed in git outside Tumbler).
     #[serde(default)]
     pub conditions: Vec<Condition>,
+    /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     /// The commit that holds this generation's rendered files.
@@ -496,10 +604,10 @@ pub struct ReleaseStatus {
     /// The last version Flux applied.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_applied_version: Option<String>,
-    /// One sentence on the current state, for `kubectl get -o wide`.
+    /// One sentence on the current state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
-    /// The workloads the Release applied, as the cluster runs them.
+    /// The workloads (Deployments) the Release applied, as the cluster runs them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub workloads: Vec<WorkloadStatus>,
     /// The last applied versions, newest first (the Environment's `historyLimit`, default 10).
@@ -515,11 +623,17 @@ pub struct ReleaseStatus {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkloadStatus {
+    /// Kind of the workload (e.g. `Deployment`).
     pub kind: String,
+    /// Name of the workload.
     pub name: String,
+    /// Replicas it should run.
     pub desired: i32,
+    /// Replicas running the current pod template.
     pub updated: i32,
+    /// Replicas whose pods are ready.
     pub ready: i32,
+    /// Replicas ready for at least `minReadySeconds`.
     pub available: i32,
     /// Why the rollout is not done (e.g. `ProgressDeadlineExceeded`, `ImagePullBackOff`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -530,7 +644,9 @@ pub struct WorkloadStatus {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HistoryEntry {
+    /// The Release's `spec.version` then.
     pub version: String,
+    /// The commit that held it.
     pub commit: String,
     /// When Tumbler saw it applied (RFC 3339).
     pub applied_at: String,
