@@ -373,3 +373,33 @@ fn every_field_has_a_description_of_its_own() {
     }
     println!("both kinds: {total} fields described");
 }
+
+#[test]
+fn release_columns_show_the_ready_condition_beside_the_phase() {
+    let crd = tumbler::api::crds()
+        .into_iter()
+        .find(|c| c.spec.names.kind == "Release")
+        .unwrap();
+    let columns = crd.spec.versions[0]
+        .additional_printer_columns
+        .clone()
+        .unwrap_or_default();
+    let shown: Vec<(&str, &str, Option<i32>)> = columns
+        .iter()
+        .map(|c| (c.name.as_str(), c.json_path.as_str(), c.priority))
+        .collect();
+    let ready = r#".status.conditions[?(@.type=="Ready")]"#;
+    assert_eq!(
+        shown,
+        [
+            ("Environment", ".spec.environment", None),
+            ("App", ".spec.app", None),
+            ("Version", ".spec.version", None),
+            ("Commit", ".status.commitShort", None),
+            ("Age", ".metadata.creationTimestamp", None),
+            ("Phase", ".status.phase", None),
+            ("Ready", &*format!("{ready}.status"), None),
+            ("Status", &*format!("{ready}.message"), None),
+        ]
+    );
+}
