@@ -82,5 +82,24 @@ pub fn check_pins(obj: &Value, ctx: &Ctx<'_>) -> Result<(), RenderError> {
             });
         }
     }
+    // Nor may patches point helm-controller elsewhere: at another cluster (kubeConfig) or at
+    // a chart source of another namespace (chartRef, sourceRef.namespace).
+    let source_ns = obj["spec"]["chart"]["spec"]["sourceRef"]["namespace"].as_str();
+    let escapes = [
+        ("spec.kubeConfig", !obj["spec"]["kubeConfig"].is_null()),
+        ("spec.chartRef", !obj["spec"]["chartRef"].is_null()),
+        (
+            "spec.chart.spec.sourceRef.namespace",
+            source_ns.is_some_and(|ns| ns != ctx.namespace),
+        ),
+    ];
+    if let Some((field, _)) = escapes.iter().find(|(_, set)| *set) {
+        return Err(RenderError::InvalidManifest {
+            at: super::policy::describe(obj),
+            why: format!(
+                "{field} may not be set by spec.patches for a Release of another namespace: it would point helm-controller at another cluster or at a chart source of another namespace"
+            ),
+        });
+    }
     Ok(())
 }

@@ -179,6 +179,28 @@ fn impersonated_helm_release_is_pinned_to_the_account_and_namespace() {
     spec["patches"] =
         json!([{"target": {"kind": "HelmRelease"}, "patch": "spec:\n  timeout: 10m\n"}]);
     assert!(render(&attached(spec), &e).is_ok());
+
+    // Nor point helm-controller at another cluster or another namespace's chart source.
+    for (patch, field) in [
+        (
+            "spec:\n  kubeConfig: {secretRef: {name: prod-admin}}\n",
+            "spec.kubeConfig",
+        ),
+        (
+            "spec:\n  chartRef: {kind: OCIRepository, name: c, namespace: platform}\n",
+            "spec.chartRef",
+        ),
+        (
+            "spec:\n  chart:\n    spec:\n      sourceRef: {namespace: platform}\n",
+            "spec.chart.spec.sourceRef.namespace",
+        ),
+    ] {
+        let mut spec = helm();
+        spec["patches"] = json!([{"target": {"kind": "HelmRelease"}, "patch": patch}]);
+        let err = render(&attached(spec), &e).unwrap_err();
+        assert_eq!(err.reason(), "InvalidManifest", "{err}");
+        assert!(err.to_string().contains(field), "{field}: {err}");
+    }
 }
 
 #[test]
