@@ -261,7 +261,9 @@ impl Index {
     /// waiting for Flux in an Environment it applies (or, for a per-app Kustomization
     /// `<environment>-<app>`, that app's).
     pub fn applied_by(&self, namespace: &str, name: &str) -> Vec<RelKey> {
-        let envs = read(&self.environments).clone();
+        // Readers only: holding this guard while reading the Releases cannot deadlock (no
+        // writer takes both locks).
+        let envs = read(&self.environments);
         let mut out = vec![];
         if let Some(keys) = envs.listed.get(&(namespace.to_string(), name.to_string())) {
             for env in keys {

@@ -85,17 +85,19 @@ fn apply_json6902(
         ));
     }
     let added = added_bytes(&ops);
-    weights.check(added.saturating_mul(hits.len()), || {
-        format!(
-            "spec.patches[{index}], adding about {added} bytes to each of the {} objects it targets",
-            hits.len()
-        )
-    })?;
-    for i in hits {
-        apply_ops(index, &ops, added, &mut objects[i], weights)?;
-        patched(index, i, &objects[i], weights)?;
-    }
-    Ok(())
+    let what = format!(
+        "adding about {added} bytes to each of the {} objects it targets",
+        hits.len()
+    );
+    apply_to_hits(
+        index,
+        objects,
+        &hits,
+        added,
+        &what,
+        weights,
+        |obj, weights| apply_ops(index, &ops, added, obj, weights),
+    )
 }
 
 /// What the `add` and `replace` operations add to each object; copies are measured as they
@@ -182,14 +184,32 @@ fn apply_strategic(
     }
     // A strategic merge adds at most the patch to each object.
     let size = json_len(&patch, usize::MAX).unwrap_or(usize::MAX);
-    weights.check(size.saturating_mul(hits.len()), || {
-        format!(
-            "spec.patches[{index}], {size} bytes merged into each of the {} objects it targets",
-            hits.len()
-        )
+    let what = format!(
+        "{size} bytes merged into each of the {} objects it targets",
+        hits.len()
+    );
+    apply_to_hits(index, objects, &hits, size, &what, weights, |obj, _| {
+        merge(obj, &patch, "");
+        Ok(())
+    })
+}
+
+/// Applies patch `index` to the objects it targets, once the estimate of what it adds to
+/// all of them (`each` bytes per object) is within the limit; checks every patched object.
+fn apply_to_hits(
+    index: usize,
+    objects: &mut [Value],
+    hits: &[usize],
+    each: usize,
+    what: &str,
+    weights: &mut Weights,
+    mut apply: impl FnMut(&mut Value, &mut Weights) -> Result<(), RenderError>,
+) -> Result<(), RenderError> {
+    weights.check(each.saturating_mul(hits.len()), || {
+        format!("spec.patches[{index}], {what}")
     })?;
-    for i in hits {
-        merge(&mut objects[i], &patch, "");
+    for &i in hits {
+        apply(&mut objects[i], weights)?;
         patched(index, i, &objects[i], weights)?;
     }
     Ok(())

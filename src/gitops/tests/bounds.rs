@@ -145,9 +145,7 @@ async fn idle_workers_stop_and_delete_their_cache() {
         ..opts()
     };
     let w = Writer::new(cache.clone(), o);
-    w.submit(key(&url), Credentials::None, change("api", "1"))
-        .await
-        .unwrap();
+    put(&w, &url, change("api", "1")).await;
     assert_eq!(w.workers(), 1);
     assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 1);
     wait_until("the worker stopped and deleted its cache", || {

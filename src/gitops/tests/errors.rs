@@ -8,9 +8,7 @@ async fn corrupt_cache_is_cloned_again() {
     let dir = tempfile::tempdir().unwrap();
     let url = remote(dir.path());
     let w = writer(dir.path());
-    w.submit(key(&url), Credentials::None, change("api", "1.0"))
-        .await
-        .unwrap();
+    put(&w, &url, change("api", "1.0")).await;
     // Break the cache every way a killed process or a bad disk might.
     let cache = std::fs::read_dir(dir.path().join("cache"))
         .unwrap()

@@ -7,15 +7,9 @@ async fn history_reads_trailers_filtered_by_app() {
     let dir = tempfile::tempdir().unwrap();
     let url = remote(dir.path());
     let w = writer(dir.path());
-    w.submit(key(&url), Credentials::None, change("api", "1.0"))
-        .await
-        .unwrap();
-    w.submit(key(&url), Credentials::None, change("web", "2.0"))
-        .await
-        .unwrap();
-    w.submit(key(&url), Credentials::None, change("api", "1.1"))
-        .await
-        .unwrap();
+    put(&w, &url, change("api", "1.0")).await;
+    put(&w, &url, change("web", "2.0")).await;
+    put(&w, &url, change("api", "1.1")).await;
     let all = w
         .log(key(&url), Credentials::None, "envs/staging", None, 10, None)
         .await

@@ -283,7 +283,7 @@ async fn delete_by_a_non_owner_removes_nothing() {
     let mut by_successor = removal("team/other", "api");
     by_successor.replaces = Some("team/api".into());
     for del in [removal("team/other", "api"), by_successor] {
-        let out = w.submit(key(&url), Credentials::None, del).await.unwrap();
+        let out = put(&w, &url, del).await;
         assert_eq!(
             out,
             Outcome::Unchanged {

@@ -218,3 +218,8 @@ async fn one_batch(
     assert!(matches!(warmup.await, Ok(Outcome::Committed { .. })));
     futures::future::join_all(pending).await
 }
+
+/// Submits a change without credentials and expects it to go through.
+async fn put(w: &Writer, url: &str, change: Change) -> Outcome {
+    w.submit(key(url), Credentials::None, change).await.unwrap()
+}

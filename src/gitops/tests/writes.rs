@@ -55,9 +55,7 @@ async fn unchanged_render_makes_no_commit_and_names_the_producing_commit() {
         .submit(key(&url), Credentials::None, change("api", "1.0"))
         .await
         .unwrap();
-    w.submit(key(&url), Credentials::None, change("web", "2.0"))
-        .await
-        .unwrap();
+    put(&w, &url, change("web", "2.0")).await;
     let again = w
         .submit(key(&url), Credentials::None, change("api", "1.0"))
         .await
@@ -89,17 +87,13 @@ async fn delete_removes_the_folder_and_its_kustomization_entry() {
     let dir = tempfile::tempdir().unwrap();
     let url = remote(dir.path());
     let w = writer(dir.path());
-    w.submit(key(&url), Credentials::None, change("api", "1.0"))
-        .await
-        .unwrap();
-    w.submit(key(&url), Credentials::None, change("web", "1.0"))
-        .await
-        .unwrap();
+    put(&w, &url, change("api", "1.0")).await;
+    put(&w, &url, change("web", "1.0")).await;
     let mut del = change("api", "1.0");
     del.files = None;
     del.kind = ChangeKind::Delete;
     assert!(matches!(
-        w.submit(key(&url), Credentials::None, del).await.unwrap(),
+        put(&w, &url, del).await,
         Outcome::Committed { .. }
     ));
     assert!(read(&url, "envs/staging/api/deployment-api.yaml").is_none());
@@ -121,9 +115,7 @@ async fn env_kustomization_keeps_entries_a_person_added() {
         "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- ../../base\ncommonLabels:\n  team: a\n",
     );
     let w = writer(dir.path());
-    w.submit(key(&url), Credentials::None, change("api", "1.0"))
-        .await
-        .unwrap();
+    put(&w, &url, change("api", "1.0")).await;
     let k = read(&url, "envs/staging/kustomization.yaml").unwrap();
     assert!(
         k.contains("../../base") && k.contains("- api") && k.contains("team: a"),
