@@ -2,12 +2,17 @@
 //! Needs the local control plane (`e2e/with-cluster.sh` runs it): the git server for the
 //! writer, the API server for the controller. Sizes can be lowered with BENCH_* variables.
 
-use std::collections::BTreeMap;
+#[path = "tumbler/controller.rs"]
+mod controller;
+#[path = "tumbler/report.rs"]
+mod report;
+
+use report::{Report, Row, ratio};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 use tumbler::api::{Environment, Phase, Release};
 use tumbler::gitops::{Author, Change, ChangeKind, Credentials, RepoKey, Writer, WriterOptions};
@@ -185,10 +190,13 @@ async fn writer_burst(n: usize, cache: &Path) -> (Duration, Vec<Duration>) {
     (total, lat)
 }
 
-async fn bench_writer(cache: &Path) {
+/// Returns the time of the largest burst (BENCH_BURST changes, default 1,000).
+async fn bench_writer(cache: &Path) -> Duration {
     println!("\n## git writer over HTTP on loopback (changes submitted at once, warm cache)");
+    let mut largest = Duration::ZERO;
     for n in [1, 100, var("BENCH_BURST", 1000)] {
         let (total, lat) = writer_burst(n, cache).await;
+        largest = total;
         println!(
             "writer {n:>5} changes: all pushed in {:>9}; queue-to-push p50 {:>9} p99 {:>9}",
             ms(total),
@@ -223,6 +231,7 @@ async fn bench_writer(cache: &Path) {
         ms(percentile(&lat, 0.5)),
         ms(percentile(&lat, 0.99))
     );
+    largest
 }
 
 /// The same 100 changes the way a CI job would make them: clone, edit, commit, push each.
@@ -309,7 +318,7 @@ fn big_repo(folders: usize) -> String {
     url
 }
 
-async fn bench_repo_size(cache: &Path) {
+async fn bench_repo_size(cache: &Path, report: &Report) {
     println!("\n## commit cost against repository size (one change, fetch + commit + push)");
     let mut medians = vec![];
     for folders in [100, var("BENCH_BIG_FOLDERS", 10_000)] {
@@ -341,10 +350,18 @@ async fn bench_repo_size(cache: &Path) {
         println!("{folders:>6} app folders: commit+push p50 {}", ms(p50));
         medians.push(p50);
     }
-    println!(
-        "ratio large/small: {:.2}x (target: within 2x)",
-        medians[1].as_secs_f64() / medians[0].as_secs_f64()
-    );
+    let r = medians[1].as_secs_f64() / medians[0].as_secs_f64();
+    println!("ratio large/small: {r:.2}x (target: within 2x)");
+    let big = var("BENCH_BIG_FOLDERS", 10_000);
+    report.add(Row {
+        target: format!("repo size: one commit+push with {big} app folders"),
+        goal: "≤ 2× the cost with 100".into(),
+        measured: ms(medians[1]),
+        reference: format!("100 folders {}", ms(medians[0])),
+        ratio: Some(r),
+        met: Some(r <= 2.0),
+        values: json!({"folders": big, "p50_ms": medians[1].as_secs_f64() * 1e3, "p50_ms_100": medians[0].as_secs_f64() * 1e3}),
+    });
 }
 
 async fn bench_soak(cache: &Path) {
@@ -384,179 +401,31 @@ async fn bench_soak(cache: &Path) {
     );
 }
 
-/// Controller-level: Releases applied with the API, time until each shows Committed; and the
-/// controller's memory holding many Releases.
-async fn bench_controller(cache: &Path) {
-    let client = kube::Client::try_default().await.expect("kube client");
-    let ns = format!("bench-{}", std::process::id());
-    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
-    namespaces
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap(),
-        )
-        .await
-        .unwrap();
-    let url = new_repo(&ns);
-    let envs: Api<Environment> = Api::namespaced(client.clone(), &ns);
-    let rels: Api<Release> = Api::namespaced(client.clone(), &ns);
-    let pp = PatchParams::apply("bench").force();
-    envs.patch("live", &pp, &Patch::Apply(json!({"apiVersion": "tumbler.dev/v1alpha1", "kind": "Environment", "metadata": {"name": "live"},
-        "spec": {"repository": {"url": url, "path": "envs/live"}}}))).await.unwrap();
-    envs.patch("parked", &pp, &Patch::Apply(json!({"apiVersion": "tumbler.dev/v1alpha1", "kind": "Environment", "metadata": {"name": "parked"},
-        "spec": {"repository": {"url": url, "path": "envs/parked"}, "suspend": true}}))).await.unwrap();
-
-    let log = std::fs::File::create(cache.join("controller.log")).unwrap();
-    let mut controller = Command::new(env!("CARGO_BIN_EXE_tumbler"))
-        .args([
-            "controller",
-            "--watch-namespace",
-            &ns,
-            "--metrics-addr",
-            "127.0.0.1:0",
-            "--log",
-            "warn",
-            "--concurrency",
-            "16",
-            "--cache-dir",
-        ])
-        .arg(cache.join("controller-cache"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(log))
-        .spawn()
-        .unwrap();
-    let pid = controller.id();
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    println!("\n## controller (one process, Releases created with the API)");
-    println!("controller idle RSS: {} MiB", rss_kib(pid) / 1024);
-
-    let n = var("BENCH_CONTROLLER_RELEASES", 1000);
-    let start = Instant::now();
-    for chunk in (0..n).collect::<Vec<_>>().chunks(50) {
-        let futs = chunk.iter().map(|i| {
-            let (rels, pp) = (rels.clone(), pp.clone());
-            async move {
-                rels.patch(
-                    &format!("app{i}"),
-                    &pp,
-                    &Patch::Apply(release_doc(
-                        &format!("app{i}"),
-                        "live",
-                        &format!("app{i}"),
-                        "1.0.0",
-                    )),
-                )
-                .await
-            }
-        });
-        for r in futures::future::join_all(futs).await {
-            r.unwrap();
-        }
-    }
-    let created = start.elapsed();
-    let deadline = Instant::now() + Duration::from_secs(600);
-    let committed = loop {
-        let list = rels.list(&ListParams::default()).await.unwrap();
-        let done = list
-            .items
-            .iter()
-            .filter(|r| {
-                r.status
-                    .as_ref()
-                    .is_some_and(|s| s.phase == Phase::Committed && s.commit.is_some())
-            })
-            .count();
-        if done == n || Instant::now() > deadline {
-            break (done, start.elapsed(), list.items);
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
-    let mut lags: Vec<i64> = committed
-        .2
-        .iter()
-        .filter_map(|r| {
-            let created = r.metadata.creation_timestamp.as_ref()?.0;
-            let c = r
-                .status
-                .as_ref()?
-                .conditions
-                .iter()
-                .find(|c| c.type_ == "Committed")?;
-            Some((c.last_transition_time.0 - created).get_seconds())
-        })
-        .collect();
-    lags.sort();
+/// Time from applying a Release to Ready with real Flux: the wiring Tumbler recommends (a
+/// Kustomization without `wait`: Tumbler checks the workloads itself) against the old path
+/// (`wait: true`, Flux polls health every 5 s), both with the nudge; and the lag between
+/// Flux's Ready and the Release's.
+async fn bench_ready(cache: &Path, report: &Report) {
     println!(
-        "{n} Releases: created in {:.1} s, {} Committed after {:.1} s; creation→Committed p50 {} s, max {} s (1 s resolution)",
-        created.as_secs_f64(),
-        committed.0,
-        committed.1.as_secs_f64(),
-        lags.get(lags.len() / 2).copied().unwrap_or(-1),
-        lags.last().copied().unwrap_or(-1)
-    );
-    println!(
-        "controller RSS with {n} committed Releases: {} MiB",
-        rss_kib(pid) / 1024
-    );
-
-    let parked = var("BENCH_CONTROLLER_HELD", 10_000);
-    let start = Instant::now();
-    for chunk in (0..parked).collect::<Vec<_>>().chunks(100) {
-        let futs = chunk.iter().map(|i| {
-            let (rels, pp) = (rels.clone(), pp.clone());
-            async move {
-                rels.patch(
-                    &format!("held{i}"),
-                    &pp,
-                    &Patch::Apply(release_doc(
-                        &format!("held{i}"),
-                        "parked",
-                        &format!("held{i}"),
-                        "1.0.0",
-                    )),
-                )
-                .await
-            }
-        });
-        for r in futures::future::join_all(futs).await {
-            r.unwrap();
-        }
-    }
-    // Wait until the controller has looked at them all (suspended: Reconciling, no git).
-    loop {
-        let list = rels.list(&ListParams::default().labels("")).await.unwrap();
-        let seen = list.items.iter().filter(|r| r.status.is_some()).count();
-        if seen >= n + parked || start.elapsed() > Duration::from_secs(600) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    println!(
-        "controller RSS holding {} Releases: {} MiB (reconciled all in {:.1} s)",
-        n + parked,
-        rss_kib(pid) / 1024,
-        start.elapsed().as_secs_f64()
-    );
-    let _ = controller.kill();
-    let _ = controller.wait();
-    let _ = namespaces.delete(&ns, &Default::default()).await;
-}
-
-/// Time from applying a Release to Ready with real Flux, with and without the nudge, and the
-/// lag between Flux's Ready and the Release's.
-async fn bench_ready(cache: &Path) {
-    println!(
-        "\n## apply → Ready on the local cluster with real Flux (small app, Kustomization interval 1m, wait: true)"
+        "\n## apply → Ready on the local cluster with real Flux (small app, Kustomization interval 1m, nudge on)"
     );
     let client = kube::Client::try_default().await.expect("kube client");
-    for (label, nudge, runs) in [
-        ("with nudge", true, var("BENCH_READY_RUNS", 7)),
-        ("without nudge", false, var("BENCH_READY_RUNS_NO_NUDGE", 2)),
+    let mut results = vec![];
+    for (label, wait, runs) in [
+        (
+            "recommended (wait: false)",
+            false,
+            var("BENCH_READY_RUNS", 11),
+        ),
+        (
+            "old path (wait: true)",
+            true,
+            var("BENCH_READY_RUNS_WAIT", 5),
+        ),
     ] {
         let ns = format!(
             "bench-ready-{}-{}",
-            if nudge { "n" } else { "x" },
+            if wait { "w" } else { "n" },
             std::process::id()
         );
         let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
@@ -569,7 +438,7 @@ async fn bench_ready(cache: &Path) {
             .unwrap();
         let url = new_repo(&ns);
         let flux = format!(
-            "apiVersion: source.toolkit.fluxcd.io/v1\nkind: GitRepository\nmetadata: {{name: gitops, namespace: {ns}}}\nspec: {{interval: 1m, url: {url}, ref: {{branch: main}}}}\n---\napiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata: {{name: apps, namespace: {ns}}}\nspec: {{interval: 1m, retryInterval: 5s, path: ./envs/live, prune: true, wait: true, timeout: 2m, sourceRef: {{kind: GitRepository, name: gitops}}}}\n"
+            "apiVersion: source.toolkit.fluxcd.io/v1\nkind: GitRepository\nmetadata: {{name: gitops, namespace: {ns}}}\nspec: {{interval: 1m, url: {url}, ref: {{branch: main}}}}\n---\napiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata: {{name: apps, namespace: {ns}}}\nspec: {{interval: 1m, retryInterval: 5s, path: ./envs/live, prune: true, wait: {wait}, timeout: 2m, sourceRef: {{kind: GitRepository, name: gitops}}}}\n"
         );
         let mut kubectl = Command::new("kubectl")
             .args(["apply", "-f", "-"])
@@ -584,23 +453,19 @@ async fn bench_ready(cache: &Path) {
         let pp = PatchParams::apply("bench").force();
         envs.patch("live", &pp, &Patch::Apply(json!({"apiVersion": "tumbler.dev/v1alpha1", "kind": "Environment", "metadata": {"name": "live"},
             "spec": {"repository": {"url": url, "path": "envs/live"}, "targetNamespace": ns, "flux": {"kustomizations": [{"name": "apps"}]}}}))).await.unwrap();
-        let mut args = vec![
-            "controller",
-            "--watch-namespace",
-            &ns,
-            "--metrics-addr",
-            "127.0.0.1:0",
-            "--log",
-            "warn",
-            "--cache-dir",
-        ];
         let cache_dir = cache.join(format!("ready-{ns}"));
-        args.push(cache_dir.to_str().unwrap());
-        if !nudge {
-            args.push("--no-flux-nudge");
-        }
         let mut controller = Command::new(env!("CARGO_BIN_EXE_tumbler"))
-            .args(&args)
+            .args([
+                "controller",
+                "--watch-namespace",
+                &ns,
+                "--metrics-addr",
+                "off",
+                "--log",
+                "warn",
+                "--cache-dir",
+                cache_dir.to_str().unwrap(),
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -673,15 +538,36 @@ async fn bench_ready(cache: &Path) {
             .map(|t| format!("{:.1}", t.as_secs_f64()))
             .collect();
         println!(
-            "{label}: apply → Ready median {:.2} s over {} runs (all: {} s); lag from Flux applied+Ready to the Release Ready (polled every 100 ms): {:?}",
+            "{label}: apply → Ready p50 {:.2} s, p90 {:.2} s over {} runs (all: {} s); lag from Flux applied+Ready to the Release Ready (polled every 100 ms): {:?}",
             percentile(&times, 0.5).as_secs_f64(),
+            percentile(&times, 0.9).as_secs_f64(),
             times.len(),
             secs.join(", "),
             lags
         );
+        results.push((
+            percentile(&times, 0.5),
+            percentile(&times, 0.9),
+            times.len(),
+        ));
         let _ = controller.kill();
         let _ = controller.wait();
         let _ = namespaces.delete(&ns, &Default::default()).await;
+    }
+    let ((p50, p90, runs), (old50, old90, old_runs)) = (results[0], results[1]);
+    for (what, goal, mine, old, limit) in [
+        ("p50", "< 5 s", p50, old50, 5.0),
+        ("p90", "< 8 s", p90, old90, 8.0),
+    ] {
+        report.add(Row {
+            target: format!("latency: kubectl apply → Ready, {what} (Kustomization without wait)"),
+            goal: goal.into(),
+            measured: format!("{:.2} s", mine.as_secs_f64()),
+            reference: format!("wait: true {:.2} s", old.as_secs_f64()),
+            ratio: ratio(mine.as_secs_f64(), old.as_secs_f64()),
+            met: Some(mine.as_secs_f64() < limit),
+            values: json!({"seconds": mine.as_secs_f64(), "wait_true_seconds": old.as_secs_f64(), "runs": runs, "wait_true_runs": old_runs}),
+        });
     }
 }
 
@@ -690,41 +576,50 @@ async fn main() {
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let run = |name: &str| only.is_empty() || only.split(',').any(|o| o == name);
     let tmp = tempfile::tempdir().unwrap();
+    let report = Report::default();
     if run("render") {
         bench_render();
     }
     if run("writer") {
-        bench_writer(tmp.path()).await;
-        let baseline = if run("baseline") {
-            Some(bench_baseline(tmp.path()))
-        } else {
-            None
-        };
-        if let Some(b) = baseline {
-            let (total, _) = writer_burst(var("BENCH_BASELINE", 100), tmp.path()).await;
-            println!(
-                "\n## baseline: the same {} changes as a CI job makes them (git CLI: clone, edit, commit, push each)",
-                var("BENCH_BASELINE", 100)
-            );
-            println!(
-                "git CLI {}; Tumbler's writer {}; ratio {:.0}x",
-                ms(b),
-                ms(total),
-                b.as_secs_f64() / total.as_secs_f64()
-            );
-        }
+        let n = var("BENCH_BURST", 1000);
+        let burst = bench_writer(tmp.path()).await;
+        let per = var("BENCH_BASELINE", 100);
+        let cli = bench_baseline(tmp.path());
+        let (total, _) = writer_burst(per, tmp.path()).await;
+        println!(
+            "\n## baseline: the same {per} changes as a CI job makes them (git CLI: clone, edit, commit, push each)"
+        );
+        println!(
+            "git CLI {}; Tumbler's writer {}; ratio {:.0}x",
+            ms(cli),
+            ms(total),
+            cli.as_secs_f64() / total.as_secs_f64()
+        );
+        let cli_n = cli.as_secs_f64() * n as f64 / per as f64;
+        report.add(Row {
+            target: format!("writer burst: {n} changes queued at once, all pushed"),
+            goal: "< 2 s".into(),
+            measured: ms(burst),
+            reference: format!("git CLI one by one {cli_n:.1} s (from {per})"),
+            ratio: ratio(burst.as_secs_f64(), cli_n),
+            met: Some(burst < Duration::from_secs(2)),
+            values: json!({"n": n, "seconds": burst.as_secs_f64(), "git_cli_seconds_extrapolated": cli_n}),
+        });
     }
     if run("size") {
-        bench_repo_size(tmp.path()).await;
+        bench_repo_size(tmp.path(), &report).await;
     }
     if run("soak") {
         bench_soak(tmp.path()).await;
     }
     if run("ready") {
-        bench_ready(tmp.path()).await;
+        bench_ready(tmp.path(), &report).await;
     }
-    if run("controller") {
-        bench_controller(tmp.path()).await;
+    if run("burst") {
+        controller::bench_burst(tmp.path(), &report).await;
     }
-    let _ = BTreeMap::<u8, u8>::new();
+    if run("memory") {
+        controller::bench_memory(tmp.path(), &report).await;
+    }
+    report.finish();
 }

@@ -36,7 +36,7 @@ spec:
   retryInterval: 5s
   path: ./envs/local
   prune: true
-  wait: true
+  wait: false    # Tumbler checks the rollout itself (README, "The Flux wiring")
   timeout: 2m
   sourceRef: {kind: GitRepository, name: demo-gitops}
 ---

@@ -85,8 +85,10 @@ pub struct ControllerArgs {
     /// `tumbler.dev/shard=a`): several controllers can split the work by label.
     #[arg(long, env = "TUMBLER_WATCH_LABEL_SELECTOR")]
     pub watch_label_selector: Option<String>,
-    /// Reconciles at once per kind.
-    #[arg(long, env = "TUMBLER_CONCURRENCY", default_value_t = 8)]
+    /// Reconciles at once per kind. A reconcile mostly waits (for the API server, for its
+    /// change to be pushed in a batch with others), so a burst is written in as few batches
+    /// as this allows.
+    #[arg(long, env = "TUMBLER_CONCURRENCY", default_value_t = 64)]
     pub concurrency: u16,
     /// Log format: `json` (in clusters) or `text` (local runs).
     #[arg(long, env = "TUMBLER_LOG_FORMAT", default_value = "json")]

@@ -59,12 +59,18 @@ pub struct Context {
     pub recorder: Recorder,
     /// All Releases, as the Release controller's reflector sees them.
     pub releases: Store<Release>,
+    /// The Environments the Release controller watches (to re-queue their Releases).
+    pub environments: Store<Environment>,
     /// Releases by Environment and app, fed the reflector's events.
     pub index: Arc<Index>,
     /// Cluster-scoped kinds, from API discovery.
     pub scopes: super::discovery::ScopeCache,
     pub config: Config,
     pub metrics: Arc<Metrics>,
+    /// The budget of Normal Events (Warnings always go out).
+    pub events: super::throttle::EventBudget,
+    /// Flux nudges, coalesced per Flux object.
+    pub nudges: Arc<super::throttle::Coalescer>,
     /// Consecutive failures per object, for exponential backoff; an entry goes on success
     /// and when the object is deleted.
     pub(super) failures: Mutex<HashMap<String, u32>>,
@@ -149,6 +155,21 @@ impl Context {
 
     pub fn environments_api(&self, ns: &str) -> Api<Environment> {
         Api::namespaced(self.client.clone(), ns)
+    }
+
+    /// An Environment from the watch cache, or from the API server when the cache does not
+    /// hold it (not yet synced, or outside this shard's label selector): a burst of Releases
+    /// against one Environment costs no GET each.
+    pub async fn environment(
+        &self,
+        ns: &str,
+        name: &str,
+    ) -> Result<Option<Environment>, kube::Error> {
+        let key = kube::runtime::reflector::ObjectRef::new(name).within(ns);
+        if let Some(env) = self.environments.get(&key) {
+            return Ok(Some((*env).clone()));
+        }
+        self.environments_api(ns).get_opt(name).await
     }
 }
 

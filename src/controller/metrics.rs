@@ -33,6 +33,7 @@ pub struct Metrics {
     pub reconciles: Family<KindLabels, Counter>,
     pub reconcile_errors: Family<ErrorLabels, Counter>,
     pub reconcile_duration: Family<KindLabels, Histogram>,
+    pub events_dropped: Counter,
 }
 
 impl Default for Metrics {
@@ -54,11 +55,18 @@ impl Default for Metrics {
             "Time a reconcile took, by kind",
             reconcile_duration.clone(),
         );
+        let events_dropped = Counter::default();
+        registry.register(
+            "events_dropped",
+            "Normal Events not published because the Event budget was spent (Warnings are never dropped)",
+            events_dropped.clone(),
+        );
         Metrics {
             registry,
             reconciles,
             reconcile_errors,
             reconcile_duration,
+            events_dropped,
         }
     }
 }

@@ -24,6 +24,7 @@ pub mod reason;
 mod release;
 mod run;
 mod status;
+mod throttle;
 
 pub use context::{Config, Context, LeaderElection};
 pub use error::Error;

@@ -23,6 +23,9 @@ use super::index::Index;
 use super::metrics::Metrics;
 use super::{Error, environment, release};
 
+/// Where the Release reflector sends the Environments whose Releases changed.
+type EnvTrigger = futures::channel::mpsc::UnboundedSender<ObjectRef<Environment>>;
+
 fn api_for<K>(client: &Client, ns: &Option<String>) -> Api<K>
 where
     K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
@@ -41,7 +44,11 @@ pub async fn run(client: Client, config: Config) -> Result<(), Error> {
     tokio::spawn(on_signal(tx.clone()));
     let writer = Writer::new(config.cache_dir.clone(), writer_options(&config));
     let index = Arc::new(Index::default());
-    let (release_controller, store) = release_controller(&client, &config, index.clone());
+    // Release changes re-queue their Environment through this channel, fed by the Release
+    // reflector: no second watch of every Release for the Environment controller.
+    let (env_tx, env_rx) = futures::channel::mpsc::unbounded();
+    let (release_controller, store, environments) =
+        release_controller(&client, &config, index.clone(), env_tx);
     let metrics = Arc::new(Metrics::default().with_state(store.clone(), writer.clone()));
     let admin = start_admin(&config, metrics.clone());
     let ctx = Arc::new(Context {
@@ -55,10 +62,13 @@ pub async fn run(client: Client, config: Config) -> Result<(), Error> {
             },
         ),
         releases: store.clone(),
+        environments,
         index,
         scopes: Default::default(),
         config: config.clone(),
         metrics,
+        events: Default::default(),
+        nudges: Default::default(),
         failures: Mutex::default(),
         probes: Mutex::default(),
         credentials: Mutex::default(),
@@ -91,7 +101,7 @@ pub async fn run(client: Client, config: Config) -> Result<(), Error> {
                 tracing::debug!(error = %err, "release reconcile");
             }
         });
-    let environments_done = environment_controller(&client, ctx, store, rx);
+    let environments_done = environment_controller(&client, ctx, store, env_rx, rx);
     tracing::info!(namespace = ?config.namespace, cache = %config.cache_dir.display(), "controllers started");
     futures::join!(releases_done, environments_done);
     Ok(())
@@ -169,7 +179,8 @@ fn release_controller(
     client: &Client,
     config: &Config,
     index: Arc<Index>,
-) -> (Controller<Release>, Store<Release>) {
+    environments: EnvTrigger,
+) -> (Controller<Release>, Store<Release>, Store<Environment>) {
     // The reflector keeps every Release in memory: drop what Tumbler never reads
     // (managedFields, the last-applied annotation) so 10,000 Releases stay small.
     let releases: Api<Release> = api_for(client, &config.namespace);
@@ -187,15 +198,39 @@ fn release_controller(
             .inspect(move |event| {
                 if let Ok(event) = event {
                     fed.observe(event);
+                    if let watcher::Event::Apply(rel)
+                    | watcher::Event::Delete(rel)
+                    | watcher::Event::InitApply(rel) = event
+                    {
+                        let (ns, name) = rel.environment_key();
+                        // The receiver is gone only when the process stops.
+                        let _ = environments
+                            .unbounded_send(ObjectRef::<Environment>::new(&name).within(&ns));
+                    }
                 }
             }),
     )
     .applied_objects();
-    // A change to an Environment re-queues the Releases that name it.
+    // A change to an Environment re-queues the Releases that name it; the Environments are
+    // kept (they are few) so that reconciles read them without a GET.
     let by_env = index.clone();
-    let controller = Controller::for_stream(release_stream, store.clone()).watches(
-        api_for::<Environment>(client, &config.namespace),
-        watch_config(config),
+    let (env_store, env_writer) = kube::runtime::reflector::store();
+    let env_stream = kube::runtime::reflector(
+        env_writer,
+        watcher::watcher(
+            api_for::<Environment>(client, &config.namespace),
+            watch_config(config),
+        )
+        .default_backoff()
+        .modify(|env: &mut Environment| {
+            env.managed_fields_mut().clear();
+            env.annotations_mut()
+                .remove("kubectl.kubernetes.io/last-applied-configuration");
+        }),
+    )
+    .touched_objects();
+    let controller = Controller::for_stream(release_stream, store.clone()).watches_stream(
+        env_stream,
         move |env: Environment| {
             by_env.environment(&env);
             by_env
@@ -205,7 +240,7 @@ fn release_controller(
                 .collect::<Vec<_>>()
         },
     );
-    (with_flux_watch(controller, client, index), store)
+    (with_flux_watch(controller, client, index), store, env_store)
 }
 
 /// Adds a watch on Flux Kustomizations when their CRD is installed; without Flux, Releases
@@ -236,11 +271,13 @@ fn with_flux_watch(
 
 /// The Environment controller. It starts once the Release cache has synced: before that it
 /// would see no users and could let an Environment with Releases go. Release changes
-/// re-queue their Environment (the release count), coalesced.
+/// re-queue their Environment (the release count), coalesced; they arrive from the Release
+/// reflector (`releases_changed`), not from a second watch.
 async fn environment_controller(
     client: &Client,
     ctx: Arc<Context>,
     synced: Store<Release>,
+    releases_changed: futures::channel::mpsc::UnboundedReceiver<ObjectRef<Environment>>,
     rx: watch::Receiver<bool>,
 ) {
     if synced.wait_until_ready().await.is_err() {
@@ -251,14 +288,7 @@ async fn environment_controller(
         api_for::<Environment>(client, &config.namespace),
         watch_config(config),
     )
-    .watches(
-        api_for::<Release>(client, &config.namespace),
-        watch_config(config),
-        move |rel: Release| {
-            let (ns, name) = rel.environment_key();
-            Some(ObjectRef::<Environment>::new(&name).within(&ns))
-        },
-    )
+    .reconcile_on(releases_changed)
     .with_config(
         kube::runtime::controller::Config::default()
             .concurrency(config.concurrency.max(1))

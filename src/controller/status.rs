@@ -135,8 +135,14 @@ where
     Ok(())
 }
 
-/// Publishes an Event about an object; a failure is logged, never fatal.
+/// Publishes an Event about an object; a failure is logged, never fatal. Normal Events draw
+/// on the process's budget and are dropped (and counted) when it is spent: the conditions
+/// carry the same news.
 pub async fn publish<K: Resource<DynamicType = ()>>(ctx: &Context, obj: &K, event: Event) {
+    if event.type_ == EventType::Normal && !ctx.events.take() {
+        ctx.metrics.events_dropped.inc();
+        return;
+    }
     if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
         warn!(error = %e, "could not publish event");
     }

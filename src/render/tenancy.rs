@@ -139,6 +139,9 @@ pub fn per_app_kustomization(env: &Environment, release: &Release) -> (String, S
     )
 }
 
+/// Says on a per-app Kustomization who checks the health of what it applies.
+pub const HEALTH_ANNOTATION: &str = "tumbler.dev/health-checks";
+
 /// The app's own Flux Kustomization in per-app mode: it applies the app folder from `git`
 /// (named with its namespace, which is never the Release's), and, when Flux impersonates
 /// the tenant, as that ServiceAccount into the target namespace.
@@ -153,14 +156,21 @@ pub(crate) fn app_kustomization(
         .namespace
         .clone()
         .unwrap_or_else(|| per_app_namespace(env, None));
-    // A HelmRelease's health is judged by Tumbler itself (and reported with helm-controller's
-    // message at once); waiting for it here would hide a failed install behind the
-    // Kustomization's five-minute timeout.
-    let wait = release.spec.helm.is_none();
+    // Tumbler judges the health of what it renders itself: a template's Deployment (rollout,
+    // stuck pods) and a HelmRelease (with helm-controller's message at once). Flux's `wait`
+    // would only add its 5 s health polling to every release (and hide a failed Helm install
+    // behind the five-minute timeout), so it is on only for raw manifests, whose kinds
+    // Tumbler does not judge.
+    let wait = release.spec.manifests.is_some();
     let mut kustomization = json!({
         "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
         "kind": "Kustomization",
-        "metadata": {"name": name, "namespace": ns, "labels": ctx.labels()},
+        "metadata": {"name": name, "namespace": ns, "labels": ctx.labels(),
+            "annotations": {HEALTH_ANNOTATION: if wait {
+                "Flux waits for every object to be healthy (raw manifests)"
+            } else {
+                "Tumbler checks the rollout itself; this Kustomization does not wait"
+            }}},
         "spec": {
             "interval": "10m",
             "retryInterval": "30s",

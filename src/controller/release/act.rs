@@ -105,10 +105,10 @@ pub async fn finish(ctx: &Context, rel: &Release, decision: Decision) -> Result<
 }
 
 /// Asks Flux to fetch and apply now (as `flux reconcile` does) instead of at its next poll.
-/// Failures are logged: Flux still polls.
+/// Pushes close together share one nudge per Flux object (the first at once, one more after
+/// the last within a second), so a burst of Releases costs Flux's objects a few patches, not
+/// one per Release. Failures are logged: Flux still polls.
 pub async fn nudge_flux(ctx: &Context, env: &Environment, rel: &Release) {
-    let stamp = jiff::Timestamp::now().to_string();
-    let patch = json!({"metadata": {"annotations": {flux::RECONCILE_REQUESTED_AT: stamp}}});
     let env_ns = env.namespace().unwrap_or_default();
     let ks_res = flux::kustomization_resource();
     let mut all = env
@@ -131,31 +131,55 @@ pub async fn nudge_flux(ctx: &Context, env: &Environment, rel: &Release) {
     {
         sources.push((git.name, git.namespace.unwrap_or_else(|| env_ns.clone())));
     }
+    let mut targets = vec![];
     for ks in &all {
         let ns = ks.namespace.clone().unwrap_or_else(|| env_ns.clone());
-        let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &ns, &ks_res);
-        if sources.is_empty()
-            && let Ok(Some(obj)) = api.get_opt(&ks.name).await
-            && let Some((kind, name, src_ns)) = FluxObject::from_dynamic(&obj).source
-            && kind == "GitRepository"
-        {
-            sources.push((name, src_ns.unwrap_or_else(|| ns.clone())));
+        if sources.is_empty() {
+            let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &ns, &ks_res);
+            if let Ok(Some(obj)) = api.get_opt(&ks.name).await
+                && let Some((kind, name, src_ns)) = FluxObject::from_dynamic(&obj).source
+                && kind == "GitRepository"
+            {
+                sources.push((name, src_ns.unwrap_or_else(|| ns.clone())));
+            }
         }
-        if let Err(e) = api
-            .patch(&ks.name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-        {
-            warn!(kustomization = %ks.name, error = %e, "could not ask Flux to reconcile");
-        }
+        targets.push((ks_res.clone(), ns, ks.name.clone()));
     }
     let git_res = flux::git_repository_resource();
     for (name, ns) in sources {
-        let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &ns, &git_res);
+        targets.push((git_res.clone(), ns, name));
+    }
+    if targets.is_empty() {
+        return;
+    }
+    let key = targets
+        .iter()
+        .map(|(r, ns, name)| format!("{}/{ns}/{name}", r.kind))
+        .collect::<Vec<_>>()
+        .join(",");
+    let client = ctx.client.clone();
+    if let Some(now) = ctx
+        .nudges
+        .run(key, move || patch_requested_at(client, targets))
+    {
+        now.await;
+    }
+}
+
+/// Sets Flux's `reconcile.fluxcd.io/requestedAt` on each object.
+async fn patch_requested_at(
+    client: kube::Client,
+    targets: Vec<(kube::api::ApiResource, String, String)>,
+) {
+    let stamp = jiff::Timestamp::now().to_string();
+    let patch = json!({"metadata": {"annotations": {flux::RECONCILE_REQUESTED_AT: stamp}}});
+    for (res, ns, name) in targets {
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &res);
         if let Err(e) = api
             .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
         {
-            warn!(git_repository = %name, error = %e, "could not ask Flux to fetch");
+            warn!(kind = %res.kind, %name, error = %e, "could not ask Flux to reconcile");
         }
     }
 }

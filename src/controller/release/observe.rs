@@ -35,7 +35,7 @@ pub async fn release(ctx: &Context, rel: &Release) -> Observed {
     let env_key = rel.environment_key();
     let claimants = ctx.index.claimants(&env_key, &rel.spec.app);
     let (env_ns, env_name) = env_key;
-    let env = match ctx.environments_api(&env_ns).get_opt(&env_name).await {
+    let env = match ctx.environment(&env_ns, &env_name).await {
         Ok(Some(env)) => Ok(env),
         Ok(None) => Err(Error::EnvironmentNotFound {
             namespace: env_ns,

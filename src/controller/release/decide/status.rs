@@ -7,7 +7,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::api::{
     self, HistoryEntry, Phase, Release, ReleaseStatus, Status, WorkloadStatus, condition,
-    remove_condition, set_condition,
+    set_condition,
 };
 use crate::flux;
 use crate::render::Rendered;
@@ -170,7 +170,20 @@ fn record_commit(st: &mut ReleaseStatus, w: &Written<'_>, generation: Option<i64
     st.target = Some(w.target.describe());
     let c = match &w.drift {
         None => {
-            remove_condition(&mut st.conditions, api::DRIFTED);
+            // What was just written (or found unchanged) is what the Release renders: in sync.
+            // Set here, in the same write as the commit, so that the next reconcile's
+            // comparison finds nothing new to write.
+            set_condition(
+                &mut st.conditions,
+                condition(
+                    api::DRIFTED,
+                    Status::False,
+                    Reason::InSync.as_str(),
+                    "the app folder in git is what the Release renders",
+                    generation,
+                ),
+                now.clone(),
+            );
             let reason = if w.pushed {
                 Reason::Pushed
             } else {

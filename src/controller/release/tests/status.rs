@@ -116,3 +116,32 @@ fn a_change_git_refuses_fails_alone_with_its_reason() {
     assert!(is_stalled(&d));
     assert_eq!(d.status.phase, Phase::Failed);
 }
+
+/// The API-write budget of a Release: the status written with the commit is the status the
+/// next reconcile (which finds the folder as rendered) decides too, so it writes nothing.
+#[test]
+fn the_reconcile_after_a_push_decides_the_same_status() {
+    let env = environment(serde_json::json!({}));
+    let (mut rel, first) = after_push(&env, Ok(Cluster::default()));
+    assert_eq!(cond(&first, api::DRIFTED).unwrap().reason, "InSync");
+    rel.status = Some(first.status.clone());
+    let obs = observed(&rel, env.clone(), Some(None));
+    let rendered = obs.rendered.as_ref().unwrap().as_ref().unwrap();
+    let git = obs.git.as_ref().unwrap().as_ref().unwrap();
+    let written = Written {
+        env: &env,
+        rendered,
+        creds: &git.creds,
+        target: Target::of(&env),
+        commit: "12345678".repeat(5),
+        pushed: false,
+        drift: Some(vec![]),
+    };
+    let again = status(&Facts {
+        release: &rel,
+        now: at(4000),
+        rendered: obs.rendered.as_ref(),
+        progress: Progress::InGit(written, Box::new(Ok(Cluster::default()))),
+    });
+    assert_eq!(again.status, first.status, "a second status write");
+}
