@@ -25,7 +25,7 @@ mod release;
 mod run;
 mod status;
 
-pub use context::{Config, Context, LeaderElection};
+pub use context::{Config, Context, LeaderElection, lease_name};
 pub use error::Error;
 pub use reason::Reason;
 pub use run::run;
