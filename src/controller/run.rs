@@ -110,9 +110,9 @@ fn writer_options(config: &Config) -> WriterOptions {
     }
 }
 
-/// The watch of Releases and Environments: every one, or only those whose labels match
-/// `--watch-label-selector` (to split the work between controllers, or to keep a test's
-/// controller to its own objects).
+/// The watch of the Releases this controller reconciles and of the Environments it
+/// reconciles: every one, or only those whose labels match `--watch-label-selector` (to
+/// split the work between shards, or to keep a test's controller to its own objects).
 fn watch_config(config: &Config) -> watcher::Config {
     let base = watcher::Config::default().any_semantic();
     match &config.label_selector {
@@ -191,11 +191,13 @@ fn release_controller(
             }),
     )
     .applied_objects();
-    // A change to an Environment re-queues the Releases that name it.
+    // A change to an Environment re-queues the Releases that name it. This watch is not
+    // filtered by the label selector: a Release may name an Environment of another shard,
+    // and the overlap check must see every Environment's write target (docs/SHARDING.md).
     let by_env = index.clone();
     let controller = Controller::for_stream(release_stream, store.clone()).watches(
         api_for::<Environment>(client, &config.namespace),
-        watch_config(config),
+        watcher::Config::default().any_semantic(),
         move |env: Environment| {
             by_env.environment(&env);
             by_env
@@ -234,9 +236,11 @@ fn with_flux_watch(
     )
 }
 
-/// The Environment controller. It starts once the Release cache has synced: before that it
-/// would see no users and could let an Environment with Releases go. Release changes
-/// re-queue their Environment (the release count), coalesced.
+/// The Environment controller: this shard's Environments only. It starts once the Release
+/// cache has synced: before that it would see no users and could let an Environment with
+/// Releases go. Release changes of this shard re-queue their Environment (the release
+/// count), coalesced; a Release naming an Environment of another shard maps to an object
+/// this controller does not hold, and is skipped.
 async fn environment_controller(
     client: &Client,
     ctx: Arc<Context>,
