@@ -114,6 +114,7 @@ export TUMBLER_GIT_PASSWORD=$(cat "$state/git-password")
 export TUMBLER_GIT_ROOT=$state/git
 export TUMBLER_E2E_BIN=$bin
 export TUMBLER_E2E_CACHE_DIR=$(dirname "$bin")
+export TUMBLER_PORT_OFFSET=$o
 ENV
 }
 

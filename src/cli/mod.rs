@@ -81,8 +81,10 @@ pub struct ControllerArgs {
     /// Watch only this namespace (default: all namespaces).
     #[arg(long, env = "TUMBLER_WATCH_NAMESPACE")]
     pub watch_namespace: Option<String>,
-    /// Watch only Releases and Environments whose labels match this selector (e.g.
-    /// `tumbler.dev/shard=a`): several controllers can split the work by label.
+    /// Watch only Releases and Environments whose labels match this selector (Flux's
+    /// sharding convention: `sharding.fluxcd.io/key=shard1` on a shard,
+    /// `!sharding.fluxcd.io/key` on the main controller): several controllers split the work
+    /// by label. See docs/SHARDING.md.
     #[arg(long, env = "TUMBLER_WATCH_LABEL_SELECTOR")]
     pub watch_label_selector: Option<String>,
     /// Reconciles at once per kind. A reconcile mostly waits (for the API server, for its
@@ -108,9 +110,11 @@ pub struct ControllerArgs {
     /// Namespace of the Lease; defaults to POD_NAMESPACE, then `default`.
     #[arg(long, env = "TUMBLER_LEADER_ELECTION_NAMESPACE")]
     pub leader_election_namespace: Option<String>,
-    /// Name of the Lease.
-    #[arg(long, env = "TUMBLER_LEASE_NAME", default_value = "tumbler-leader")]
-    pub lease_name: String,
+    /// Name of the Lease. Default: `tumbler-leader`, or with `--watch-label-selector` one
+    /// Lease per selector (`tumbler-leader-<selector>-<hash>`), so that each shard elects
+    /// its own leader.
+    #[arg(long, env = "TUMBLER_LEASE_NAME")]
+    pub lease_name: Option<String>,
     /// Seconds the Lease is valid without renewal: the hand-over time when a leader dies.
     #[arg(long, env = "TUMBLER_LEASE_SECONDS", default_value_t = 15)]
     pub lease_seconds: u64,
@@ -157,7 +161,7 @@ fn controller(args: ControllerArgs) -> Result<()> {
         let config = crate::controller::Config {
             cache_dir: args.cache_dir,
             namespace: args.watch_namespace,
-            label_selector: args.watch_label_selector,
+            label_selector: args.watch_label_selector.clone(),
             concurrency: args.concurrency,
             git_timeout: std::time::Duration::from_secs(args.git_timeout.max(1)),
             reporter: "tumbler".into(),
@@ -177,7 +181,10 @@ fn controller(args: ControllerArgs) -> Result<()> {
                         .clone()
                         .or_else(|| std::env::var("POD_NAMESPACE").ok())
                         .unwrap_or_else(|| "default".into()),
-                    lease_name: args.lease_name.clone(),
+                    lease_name: crate::controller::lease_name(
+                        args.lease_name.as_deref(),
+                        args.watch_label_selector.as_deref(),
+                    ),
                     identity: std::env::var("POD_NAME").unwrap_or_else(|_| {
                         format!(
                             "{}-{}",

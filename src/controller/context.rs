@@ -175,3 +175,79 @@ impl Context {
 
 /// How long to wait before looking again at an object that is fine.
 pub const RESYNC: Duration = Duration::from_secs(600);
+
+/// The Lease of one controller (one shard): `explicit` when given; otherwise
+/// `tumbler-leader` without a label selector, or with one a name derived from it, stable and
+/// valid (`tumbler-leader-<selector as a DNS label>-<hash>`, at most 63 characters), so that
+/// the replicas of one shard share a Lease and two shards never fight over one.
+pub fn lease_name(explicit: Option<&str>, selector: Option<&str>) -> String {
+    const BASE: &str = "tumbler-leader";
+    if let Some(name) = explicit.map(str::trim).filter(|n| !n.is_empty()) {
+        return name.to_string();
+    }
+    let Some(selector) = selector.map(str::trim).filter(|s| !s.is_empty()) else {
+        return BASE.to_string();
+    };
+    let mut slug = String::new();
+    for c in selector.chars() {
+        if c.is_ascii_alphanumeric() {
+            slug.push(c.to_ascii_lowercase());
+        } else if !slug.is_empty() && !slug.ends_with('-') {
+            slug.push('-');
+        }
+    }
+    // Room for `tumbler-leader-`, `-` and 8 hex digits within 63 characters.
+    slug.truncate(63 - BASE.len() - 2 - 8);
+    let slug = slug.trim_end_matches('-');
+    // FNV-1a: stable across builds and platforms (the slug alone would equate `a=b` and
+    // `!a,b`, and truncation would equate long selectors).
+    let hash = selector.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    if slug.is_empty() {
+        format!("{BASE}-{hash:08x}")
+    } else {
+        format!("{BASE}-{slug}-{hash:08x}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lease_name;
+
+    #[test]
+    fn each_shard_has_its_own_stable_valid_lease() {
+        assert_eq!(lease_name(None, None), "tumbler-leader");
+        assert_eq!(lease_name(None, Some(" ")), "tumbler-leader");
+        assert_eq!(lease_name(Some("mine"), Some("a=b")), "mine");
+        let shard1 = lease_name(None, Some("sharding.fluxcd.io/key=shard1"));
+        let shard2 = lease_name(None, Some("sharding.fluxcd.io/key=shard2"));
+        let main = lease_name(None, Some("!sharding.fluxcd.io/key"));
+        let has = lease_name(None, Some("sharding.fluxcd.io/key"));
+        assert!(
+            shard1.starts_with("tumbler-leader-sharding-fluxcd-io-key-shard1-"),
+            "{shard1}"
+        );
+        assert_eq!(
+            shard1,
+            lease_name(None, Some("sharding.fluxcd.io/key=shard1"))
+        );
+        let all = [&shard1, &shard2, &main, &has];
+        for (i, a) in all.iter().enumerate() {
+            for b in &all[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        let long =
+            "tumbler.dev/e2e-scenario=e2e-sharding-abcde,sharding.fluxcd.io/key=shard-number-one";
+        for name in all.into_iter().chain([&lease_name(None, Some(long))]) {
+            assert!(name.len() <= 63, "{name}");
+            assert!(
+                name.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+                "{name}"
+            );
+            assert!(!name.ends_with('-') && !name.contains("--"), "{name}");
+        }
+    }
+}

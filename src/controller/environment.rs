@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
-use kube::api::{Api, DynamicObject};
+use kube::api::{Api, DynamicObject, ListParams};
 use kube::runtime::controller::Action;
 use tracing::{Instrument, info_span, warn};
 
 use crate::api::{
-    self, Conditioned, Environment, EnvironmentStatus, Status, condition, find_condition,
+    self, Conditioned, Environment, EnvironmentStatus, Release, Status, condition, find_condition,
     remove_condition, set_condition,
 };
 use crate::flux::{FluxObject, kustomization_resource};
@@ -272,12 +272,7 @@ async fn apply(env: Arc<Environment>, ctx: &Context) -> Result<Action, Error> {
 /// An Environment with Releases stays (and says so) until they are gone, so that each
 /// Release can still remove its app folder from git on deletion.
 async fn cleanup(env: Arc<Environment>, ctx: &Context) -> Result<Action, Error> {
-    let users: Vec<String> = ctx
-        .index
-        .users(&(env.namespace().unwrap_or_default(), env.name_any()))
-        .into_iter()
-        .map(|(ns, name)| format!("{ns}/{name}"))
-        .collect();
+    let users = users_in_every_shard(ctx, &env).await?;
     if users.is_empty() {
         ctx.forget(&key(&*env));
         ctx.forget_credentials(&env);
@@ -301,6 +296,42 @@ async fn cleanup(env: Arc<Environment>, ctx: &Context) -> Result<Action, Error> 
     );
     write_status(ctx, &*env, &old, &old.conditions, &st, &st.conditions).await?;
     Err(Error::Finalizer(message))
+}
+
+/// The Releases that name an Environment, as `namespace/name`, sorted. Without a label
+/// selector the index holds every Release this controller may see. With one it holds only
+/// this shard's, while a Release of another shard (or of none) may name this Environment
+/// too: then the API server is asked, a paginated LIST of every Release, which only an
+/// Environment's deletion costs. An error keeps the Environment (the finalizer stays).
+async fn users_in_every_shard(ctx: &Context, env: &Environment) -> Result<Vec<String>, Error> {
+    let env_key = (env.namespace().unwrap_or_default(), env.name_any());
+    let mut users: Vec<(String, String)> = ctx.index.users(&env_key);
+    if ctx.config.label_selector.is_some() {
+        let api: Api<Release> = match &ctx.config.namespace {
+            Some(ns) => Api::namespaced(ctx.client.clone(), ns),
+            None => Api::all(ctx.client.clone()),
+        };
+        let mut params = ListParams::default().limit(500);
+        loop {
+            let page = api.list(&params).await?;
+            users.extend(
+                page.items
+                    .iter()
+                    .filter(|rel| rel.environment_key() == env_key)
+                    .map(|rel| (rel.namespace().unwrap_or_default(), rel.name_any())),
+            );
+            match page.metadata.continue_.filter(|c| !c.is_empty()) {
+                Some(token) => params = params.continue_token(&token),
+                None => break,
+            }
+        }
+    }
+    users.sort();
+    users.dedup();
+    Ok(users
+        .into_iter()
+        .map(|(ns, name)| format!("{ns}/{name}"))
+        .collect())
 }
 
 #[cfg(test)]

@@ -26,7 +26,7 @@ mod run;
 mod status;
 mod throttle;
 
-pub use context::{Config, Context, LeaderElection};
+pub use context::{Config, Context, LeaderElection, lease_name};
 pub use error::Error;
 pub use reason::Reason;
 pub use run::run;

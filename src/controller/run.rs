@@ -120,9 +120,9 @@ fn writer_options(config: &Config) -> WriterOptions {
     }
 }
 
-/// The watch of Releases and Environments: every one, or only those whose labels match
-/// `--watch-label-selector` (to split the work between controllers, or to keep a test's
-/// controller to its own objects).
+/// The watch of the Releases this controller reconciles and of the Environments it
+/// reconciles: every one, or only those whose labels match `--watch-label-selector` (to
+/// split the work between shards, or to keep a test's controller to its own objects).
 fn watch_config(config: &Config) -> watcher::Config {
     let base = watcher::Config::default().any_semantic();
     match &config.label_selector {
@@ -212,14 +212,16 @@ fn release_controller(
     )
     .applied_objects();
     // A change to an Environment re-queues the Releases that name it; the Environments are
-    // kept (they are few) so that reconciles read them without a GET.
+    // kept (they are few) so that reconciles read them without a GET. This watch is not
+    // filtered by the label selector: a Release may name an Environment of another shard,
+    // and the overlap check must see every Environment's write target (docs/SHARDING.md).
     let by_env = index.clone();
     let (env_store, env_writer) = kube::runtime::reflector::store();
     let env_stream = kube::runtime::reflector(
         env_writer,
         watcher::watcher(
             api_for::<Environment>(client, &config.namespace),
-            watch_config(config),
+            watcher::Config::default().any_semantic(),
         )
         .default_backoff()
         .modify(|env: &mut Environment| {
@@ -269,10 +271,12 @@ fn with_flux_watch(
     )
 }
 
-/// The Environment controller. It starts once the Release cache has synced: before that it
-/// would see no users and could let an Environment with Releases go. Release changes
-/// re-queue their Environment (the release count), coalesced; they arrive from the Release
-/// reflector (`releases_changed`), not from a second watch.
+/// The Environment controller: this shard's Environments only. It starts once the Release
+/// cache has synced: before that it would see no users and could let an Environment with
+/// Releases go. Release changes of this shard re-queue their Environment (the release
+/// count), coalesced; they arrive from the Release reflector (`releases_changed`), not from
+/// a second watch. A Release naming an Environment of another shard maps to an object this
+/// controller does not hold, and is skipped.
 async fn environment_controller(
     client: &Client,
     ctx: Arc<Context>,

@@ -55,6 +55,8 @@ async fn chart_and_kustomize_install_on_the_api_server_with_the_same_rbac() {
             "logFormat=text",
             "--set",
             "fluxNudge=false",
+            "--set",
+            "shards={shard1,shard2}",
         ],
     ];
     let mut default_render = String::new();

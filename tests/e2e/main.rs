@@ -6,6 +6,7 @@ mod flux;
 mod harness;
 mod install;
 mod robust;
+mod sharding;
 mod tenancy;
 
 use std::time::Duration;

@@ -14,3 +14,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "tumbler.serviceAccount" -}}
 {{- if .Values.serviceAccount.create -}}{{ default (include "tumbler.fullname" .) .Values.serviceAccount.name }}{{- else -}}{{ default "default" .Values.serviceAccount.name }}{{- end -}}
 {{- end -}}
+{{- /* The pods of one shard: not matched by the main Deployment's selector. */ -}}
+{{- define "tumbler.shardSelector" -}}
+app.kubernetes.io/name: tumbler
+app.kubernetes.io/instance: {{ printf "%s-%s" .root.Release.Name .shard | trunc 63 | trimSuffix "-" }}
+{{- end -}}
