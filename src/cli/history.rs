@@ -152,19 +152,17 @@ async fn environment_log(
 type Applied = Vec<Option<bool>>;
 
 pub fn log(args: LogArgs) -> Result<()> {
-    runtime()?.block_on(async move {
-        let (entries, marks) = if let Some(repo) = &args.repo {
-            local_log(repo, &args)?
-        } else {
-            cluster_log(&args).await?
-        };
-        if args.output == "json" {
-            print_json(&entries, &marks);
-        } else {
-            print_table(&entries, &marks);
-        }
-        Ok(())
-    })
+    // A local clone needs no runtime: the command stays as quick as the read.
+    let (entries, marks) = match &args.repo {
+        Some(repo) => local_log(repo, &args)?,
+        None => runtime()?.block_on(cluster_log(&args))?,
+    };
+    if args.output == "json" {
+        print_json(&entries, &marks);
+    } else {
+        print_table(&entries, &marks);
+    }
+    Ok(())
 }
 
 /// `Name <email>` as an identity.

@@ -138,7 +138,9 @@ pub struct Change {
 }
 
 impl Change {
-    pub(super) fn message(&self) -> String {
+    /// The commit message of this change: a title and the `Tumbler-*` trailers the release
+    /// log reads back.
+    pub fn message(&self) -> String {
         let title = match &self.kind {
             ChangeKind::Release => format!(
                 "release {} {} to {}",

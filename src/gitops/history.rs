@@ -9,7 +9,7 @@ use std::path::Path;
 use git2::{Oid, Repository, Sort};
 
 use super::worker::git;
-use super::{Author, GitError};
+use super::{Author, GitError, log_index};
 
 /// One commit of the release log.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -85,7 +85,43 @@ fn committed_by(commit: &git2::Commit<'_>, who: &Author) -> bool {
 /// folder `env_path` (all when `None`) and `app` (all when `None`), at most `limit`.
 /// With `committer`, only commits whose committer is that identity count: trailers anyone
 /// can write are trusted only from Tumbler's own commits.
+///
+/// The commits are chosen from the log index next to the clone (see `log_index`), so only
+/// the commits listed are read; should the index fail (a commit of the history missing), the
+/// first-parent walk answers, reading each commit.
 pub fn log_from(
+    repo: &Repository,
+    head: Oid,
+    env_path: Option<&str>,
+    app: Option<&str>,
+    limit: usize,
+    committer: Option<&Author>,
+) -> Result<Vec<LogEntry>, git2::Error> {
+    let filter = log_index::Filter {
+        env_path,
+        app,
+        committer: committer.map(|c| (c.name.as_bytes(), c.email.as_bytes())),
+    };
+    let Ok(oids) = log_index::select(repo, head, &filter, limit) else {
+        return walk(repo, head, env_path, app, limit, committer);
+    };
+    let mut out = Vec::with_capacity(oids.len());
+    for oid in oids {
+        let commit = repo.find_commit(oid)?;
+        if committer.is_some_and(|who| !committed_by(&commit, who)) {
+            continue;
+        }
+        let Some(e) = entry(&commit) else { continue };
+        if env_path.is_some_and(|p| p != e.path) || app.is_some_and(|a| a != e.app) {
+            continue;
+        }
+        out.push(e);
+    }
+    Ok(out)
+}
+
+/// [`log_from`] by walking the first parents, reading every commit.
+fn walk(
     repo: &Repository,
     head: Oid,
     env_path: Option<&str>,

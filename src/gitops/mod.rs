@@ -20,6 +20,7 @@ mod claim;
 mod error;
 mod history;
 mod job;
+mod log_index;
 mod options;
 mod tree;
 mod worker;
