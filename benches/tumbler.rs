@@ -4,6 +4,8 @@
 
 #[path = "tumbler/controller.rs"]
 mod controller;
+#[path = "tumbler/history.rs"]
+mod history;
 #[path = "tumbler/report.rs"]
 mod report;
 
@@ -605,6 +607,26 @@ async fn main() {
             met: Some(burst < Duration::from_secs(2)),
             values: json!({"n": n, "seconds": burst.as_secs_f64(), "git_cli_seconds_extrapolated": cli_n}),
         });
+    }
+    if run("history") {
+        let h = history::bench_history(tmp.path());
+        h.print();
+        for t in [&h.recent, &h.full] {
+            report.add(Row {
+                target: format!(
+                    "history: tumbler log --app, {} commits, limit {} ({} entries), CLI process",
+                    h.commits, t.limit, t.entries
+                ),
+                goal: "< 20 ms".into(),
+                measured: ms(t.cli),
+                reference: format!("git log -- <path> {}", ms(t.git)),
+                ratio: ratio(t.cli.as_secs_f64(), t.git.as_secs_f64()),
+                met: Some(t.cli < Duration::from_millis(20)),
+                values: json!({"commits": h.commits, "limit": t.limit, "cli_ms": t.cli.as_secs_f64() * 1e3,
+                    "library_ms": t.library.as_secs_f64() * 1e3, "git_ms": t.git.as_secs_f64() * 1e3,
+                    "first_call_ms": h.cold.as_secs_f64() * 1e3}),
+            });
+        }
     }
     if run("size") {
         bench_repo_size(tmp.path(), &report).await;
