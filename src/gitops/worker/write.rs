@@ -64,12 +64,13 @@ impl Worker {
         // A large batch writes its objects in memory (nothing reaches the cache before the
         // push is accepted) and, once pushed, into the cache as one pack.
         let odb = repo.odb().map_err(corrupt)?;
-        let mempack = match changes.len() >= PACK_BATCH {
-            true => Some(
+        let mempack = if changes.len() >= PACK_BATCH {
+            Some(
                 odb.add_new_mempack_backend(MEMPACK_PRIORITY)
                     .map_err(corrupt)?,
-            ),
-            false => None,
+            )
+        } else {
+            None
         };
         loop {
             let optimistic = cached.is_some();
@@ -231,16 +232,17 @@ fn keep_pack(repo: &Repository, odb: &Odb<'_>, head: Oid, tip: Oid) -> Result<()
     builder.insert_walk(&mut walk)?;
     let mut pack = odb.packwriter()?;
     let mut failed = None;
-    builder.foreach(|chunk| match pack.write_all(chunk) {
+    let res = builder.foreach(|chunk| match pack.write_all(chunk) {
         Ok(()) => true,
         Err(e) => {
             failed = Some(e);
             false
         }
-    })?;
+    });
     if let Some(e) = failed {
         return Err(git2::Error::from_str(&e.to_string()));
     }
+    res?;
     pack.commit()?;
     Ok(())
 }
