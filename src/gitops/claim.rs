@@ -6,10 +6,6 @@
 //! (`metadata.namespace/metadata.name`) owns it. A folder without that record was made by
 //! someone else and is never replaced or removed.
 
-use git2::{ErrorCode, Repository, Tree};
-
-use super::tree::{self, components};
-use super::worker::corrupt;
 use super::{Change, GitError};
 
 /// Where an app folder records the Release that wrote it, relative to the folder.
@@ -24,21 +20,14 @@ pub enum Claim {
     Leave,
 }
 
-/// Whether `change` may write its app folder in `base`: a write needs the folder absent or
-/// recorded as `change.release`'s or `change.replaces`'s (`FolderNotManaged` without a
-/// record, `FolderOwned` for another owner); a removal needs it recorded as
-/// `change.release`'s, and otherwise leaves it (`Claim::Leave`).
-pub fn check(repo: &Repository, base: &Tree<'_>, change: &Change) -> Result<Claim, GitError> {
-    components(&change.env_path)?;
-    components(&change.app)?;
+/// Whether `change` may write its app folder, which exists and holds `record` (its
+/// `.tumbler/release.yaml`, if any): a write needs the folder recorded as `change.release`'s
+/// or `change.replaces`'s (`FolderNotManaged` without a record, `FolderOwned` for another
+/// owner); a removal needs it recorded as `change.release`'s, and otherwise leaves it
+/// (`Claim::Leave`). A folder that does not exist may always be written.
+pub fn decide(change: &Change, record: Option<&[u8]>) -> Result<Claim, GitError> {
     let folder = format!("{}/{}", change.env_path, change.app);
-    match base.get_path(std::path::Path::new(&folder)) {
-        Ok(_) => {}
-        Err(e) if e.code() == ErrorCode::NotFound => return Ok(Claim::Write),
-        Err(e) => return Err(corrupt(e)),
-    }
-    let record = tree::read_file(repo, base, &format!("{folder}/{RECORD}"))?;
-    let owner = record.as_deref().and_then(recorded_owner);
+    let owner = record.and_then(recorded_owner);
     let removal = change.files.as_ref().is_none_or(|f| f.is_empty());
     match owner {
         Some(o) if o == change.release => Ok(Claim::Write),

@@ -17,6 +17,7 @@
 mod auth;
 mod change;
 mod claim;
+mod edit;
 mod error;
 mod history;
 mod job;

@@ -43,8 +43,9 @@ pub struct WriterOptions {
     pub queue_capacity: usize,
     /// A worker that got no job for this long stops and deletes its cache folder.
     pub idle_timeout: Duration,
-    /// A worker whose cache holds more objects it wrote itself (loose objects) than this
-    /// deletes the cache and clones it again (one pack) before its next batch.
+    /// A worker whose cache holds more objects it wrote itself (loose objects, and the packs
+    /// of large batches) than this deletes the cache and clones it again (one pack) before
+    /// its next batch.
     pub max_loose_objects: u64,
 }
 

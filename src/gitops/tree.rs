@@ -12,7 +12,7 @@ use super::worker::corrupt;
 /// An error of a tree builder's `get`/`insert`/`remove` for the entry at `path`: libgit2
 /// refused the name (`.git.`, `git~1`, `.GIT`, a NUL, ...), so the path is wrong, not the
 /// cache; unless the entry's object is missing from the cache.
-fn refused(path: &str, e: git2::Error) -> GitError {
+pub(super) fn refused(path: &str, e: git2::Error) -> GitError {
     if e.message().contains("invalid object") || e.message().contains("null OID") {
         return corrupt(e);
     }
@@ -108,7 +108,9 @@ fn write_folder(
 
 /// Puts `entry` (an id and mode) at `path` inside `base`, or removes what is there when
 /// `entry` is `None`; folders left empty are removed. Returns the new root tree. `written`
-/// counts the objects written.
+/// counts the objects written. (The writer edits trees with `edit::Trees`; tests use this
+/// to commit as someone else would, and to check that both write the same trees.)
+#[cfg(test)]
 pub fn upsert(
     repo: &Repository,
     base: Option<&Tree<'_>>,
@@ -120,6 +122,7 @@ pub fn upsert(
 }
 
 /// `upsert` of `path[depth..]` in `base`, the tree at `path[..depth]`.
+#[cfg(test)]
 fn upsert_below(
     repo: &Repository,
     base: Option<&Tree<'_>>,
@@ -183,25 +186,6 @@ pub fn read_blob(repo: &Repository, tree: &Tree<'_>, path: &str) -> Option<Vec<u
     Some(blob.content().to_vec())
 }
 
-/// The bytes of the file at `path` in `tree`: `None` when there is no file there, an error
-/// when there is one the cache cannot read.
-pub fn read_file(
-    repo: &Repository,
-    tree: &Tree<'_>,
-    path: &str,
-) -> Result<Option<Vec<u8>>, GitError> {
-    let entry = match tree.get_path(std::path::Path::new(path)) {
-        Ok(entry) => entry,
-        Err(e) if e.code() == ErrorCode::NotFound => return Ok(None),
-        Err(e) => return Err(corrupt(e)),
-    };
-    if entry.kind() != Some(git2::ObjectType::Blob) {
-        return Ok(None);
-    }
-    let blob = repo.find_blob(entry.id()).map_err(corrupt)?;
-    Ok(Some(blob.content().to_vec()))
-}
-
 /// Every file under the folder `path` of `tree`, relative to it (`None`: no such folder).
 pub fn read_folder(
     repo: &Repository,
@@ -244,27 +228,40 @@ pub fn read_folder(
     }
 }
 
-/// The environment's kustomization.yaml after adding or removing one app. `entry` is how the
-/// app is listed (its folder, or, in per-app Flux mode, its Flux Kustomization file);
-/// `None` removes the app in any form. Everything a person wrote is kept; only the app's
-/// line in `resources` changes, and only when it must (`Ok(None)`: no change needed).
-pub fn environment_kustomization(
+/// An environment's kustomization.yaml (at `path`), parsed; a new one when there is none
+/// or it is blank.
+pub fn parse_kustomization(
     path: &str,
     existing: Option<&[u8]>,
+) -> Result<serde_json::Value, GitError> {
+    Ok(match existing {
+        Some(bytes) if !bytes.iter().all(|b| b.is_ascii_whitespace()) => {
+            serde_saphyr::from_slice(bytes).map_err(|e| GitError::InvalidKustomization {
+                path: path.to_string(),
+                message: format!("not valid YAML ({e})"),
+            })?
+        }
+        _ => {
+            serde_json::json!({"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": []})
+        }
+    })
+}
+
+/// Adds or removes one app in a parsed environment kustomization.yaml (`existed`: the file
+/// is in the repository). `entry` is how the app is listed (its folder, or, in per-app Flux
+/// mode, its Flux Kustomization file); `None` removes the app in any form. Everything a
+/// person wrote is kept; only the app's line in `resources` changes, and only when it must.
+/// Returns the new file (`Ok(None)`: no change needed).
+pub fn edit_kustomization(
+    path: &str,
+    doc: &mut serde_json::Value,
+    existed: bool,
     app: &str,
     entry: Option<&str>,
 ) -> Result<Option<Vec<u8>>, GitError> {
     let invalid = |message: String| GitError::InvalidKustomization {
         path: path.to_string(),
         message,
-    };
-    let mut doc: serde_json::Value = match existing {
-        Some(bytes) if !bytes.iter().all(|b| b.is_ascii_whitespace()) => {
-            serde_saphyr::from_slice(bytes).map_err(|e| invalid(format!("not valid YAML ({e})")))?
-        }
-        _ => {
-            serde_json::json!({"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": []})
-        }
     };
     let Some(map) = doc.as_object_mut() else {
         return Err(invalid("not a mapping".into()));
@@ -290,9 +287,9 @@ pub fn environment_kustomization(
         list.push(serde_json::Value::String(entry.to_string()));
         list.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
     }
-    if existing.is_some() && *list == before {
+    if existed && *list == before {
         return Ok(None);
     }
-    let text = serde_saphyr::to_string(&doc).map_err(|e| invalid(e.to_string()))?;
+    let text = serde_saphyr::to_string(&*doc).map_err(|e| invalid(e.to_string()))?;
     Ok(Some(text.into_bytes()))
 }

@@ -219,3 +219,156 @@ async fn push_rejected_forever_fails_every_change_in_the_batch() {
     assert_eq!(err.reason(), "PushRejected", "{err}");
     assert!(read(&url, "envs/staging/api/deployment-api.yaml").is_none());
 }
+
+/// The tree `change` makes of `base`, the way one change alone was written before batches
+/// were built in memory: libgit2's tree builder, the kustomization parsed from the tree.
+fn reference_tree(repo: &Repository, base: &git2::Tree<'_>, change: &Change) -> git2::Oid {
+    let n = std::cell::Cell::new(0);
+    let path = ["envs", "staging", change.app.as_str()];
+    let entry = change.files.as_ref().map(|f| {
+        (
+            tree::write_files(repo, f, &n).unwrap(),
+            git2::FileMode::Tree,
+        )
+    });
+    let root = tree::upsert(repo, Some(base), &path, entry, &n)
+        .unwrap()
+        .unwrap();
+    let root = repo.find_tree(root).unwrap();
+    let kpath = "envs/staging/kustomization.yaml";
+    let existing = tree::read_blob(repo, &root, kpath);
+    let mut doc = tree::parse_kustomization(kpath, existing.as_deref()).unwrap();
+    let listed = change.files.as_ref().map(|_| change.app.as_str());
+    match tree::edit_kustomization(kpath, &mut doc, existing.is_some(), &change.app, listed)
+        .unwrap()
+    {
+        Some(bytes) => {
+            let blob = repo.blob(&bytes).unwrap();
+            let parts = ["envs", "staging", "kustomization.yaml"];
+            tree::upsert(
+                repo,
+                Some(&root),
+                &parts,
+                Some((blob, git2::FileMode::Blob)),
+                &n,
+            )
+            .unwrap()
+            .unwrap()
+        }
+        None => root.id(),
+    }
+}
+
+#[tokio::test]
+async fn a_burst_is_one_commit_per_change_with_the_trees_of_single_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = remote(dir.path());
+    put(
+        &Writer::new(dir.path().join("seed"), opts()),
+        &url,
+        change("old", "1"),
+    )
+    .await;
+    // Someone pushes while the burst is being pushed: it is built again on the new head.
+    let hook_url = url.clone();
+    let (o, open) = gated_then(opts(), move |attempt| {
+        if attempt == 1 {
+            outside_commit(&hook_url, "envs/staging/notes.txt", "outside\n");
+        }
+    });
+    let w = Writer::new(dir.path().join("cache"), o);
+    let mut changes: Vec<Change> = (0..40)
+        .map(|i| change(&format!("app{i:02}"), "1"))
+        .collect();
+    changes[7] = change("app03", "2");
+    changes[11] = change("old", "2");
+    changes[12].files = None;
+    changes[12].app = "app05".into();
+    changes[12].release = "team/app05".into();
+    changes[12].kind = ChangeKind::Delete;
+    changes[20]
+        .files
+        .as_mut()
+        .unwrap()
+        .insert(".git./x.yaml".into(), b"x: 1\n".to_vec());
+    let results = one_batch(&w, &url, open, changes.clone()).await;
+    assert!(w.stats().conflicts.load(Ordering::Relaxed) >= 1);
+    assert_eq!(w.stats().reclones.load(Ordering::Relaxed), 0);
+
+    let repo = remote_repo(&url);
+    let mut commits = vec![];
+    for (i, (res, change)) in results.iter().zip(&changes).enumerate() {
+        if i == 20 {
+            assert!(matches!(res, Err(GitError::InvalidPath { .. })), "{res:?}");
+            continue;
+        }
+        let Ok(Outcome::Committed { commit }) = res else {
+            panic!("{i}: expected a commit, got {res:?}")
+        };
+        let commit = repo
+            .find_commit(git2::Oid::from_str(commit).unwrap())
+            .unwrap();
+        let msg = commit.message().unwrap();
+        for t in [
+            format!("Tumbler-Release: {}", change.release),
+            format!("Tumbler-Version: {}", change.version),
+            format!("Tumbler-App: {}", change.app),
+            format!("Tumbler-Action: {}", change.kind.action()),
+        ] {
+            assert!(msg.contains(&t), "{i}: {t} missing in {msg}");
+        }
+        let parent = commit.parent(0).unwrap();
+        if let Some(previous) = commits.last() {
+            assert_eq!(parent.id(), *previous, "{i}: not on the previous change");
+        }
+        assert_eq!(
+            commit.tree_id(),
+            reference_tree(&repo, &parent.tree().unwrap(), change),
+            "{i}: not the tree this change alone makes"
+        );
+        commits.push(commit.id());
+    }
+    assert_eq!(commits.len(), 39, "one commit per good change");
+    assert_eq!(*commits.last().unwrap(), head(&url));
+    // seed, warm-up, outside, 39 changes.
+    assert_eq!(count(&url), 1 + 1 + 1 + 1 + 39);
+    assert_eq!(
+        read(&url, "envs/staging/notes.txt").as_deref(),
+        Some("outside\n")
+    );
+    assert_eq!(
+        read(&url, "envs/staging/app03/deployment-app03.yaml").as_deref(),
+        Some("image: app03:2\n")
+    );
+    assert!(read(&url, "envs/staging/app05/kustomization.yaml").is_none());
+    assert!(read(&url, "envs/staging/app20/kustomization.yaml").is_none());
+    let k = read(&url, "envs/staging/kustomization.yaml").unwrap();
+    let listed: Vec<&str> = k
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- "))
+        .collect();
+    let mut expected: Vec<String> = (0..40)
+        .filter(|i| ![5, 7, 11, 12, 20].contains(i))
+        .map(|i| format!("app{i:02}"))
+        .chain(["old".to_string()])
+        .collect();
+    expected.sort();
+    assert_eq!(listed, expected, "{k}");
+
+    // The cache kept the pushed batch as one pack, and answers from it.
+    let packs = std::fs::read_dir(dir.path().join("cache"))
+        .unwrap()
+        .flatten()
+        .flat_map(|d| std::fs::read_dir(d.path().join("objects/pack")).unwrap())
+        .flatten()
+        .filter(|f| f.path().extension().is_some_and(|x| x == "pack"))
+        .count();
+    assert!(packs >= 2, "the clone's pack and the batch's: {packs}");
+    let again = put(&w, &url, change("app30", "1")).await;
+    assert_eq!(
+        again,
+        Outcome::Unchanged {
+            commit: results[30].as_ref().unwrap().commit().to_string()
+        }
+    );
+}

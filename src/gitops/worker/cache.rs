@@ -82,16 +82,41 @@ impl Worker {
         if self.dir.exists() {
             // A killed process may leave lock files behind; this worker is the only writer.
             remove_locks(&self.dir);
-            return Repository::open_bare(&self.dir).map_err(|e| GitError::CacheCorrupt {
+            let repo = Repository::open_bare(&self.dir).map_err(|e| GitError::CacheCorrupt {
                 message: format!("the cache does not open: {}", redact_text(e.message())),
-            });
+            })?;
+            tune(&repo);
+            return Ok(repo);
         }
         std::fs::create_dir_all(&self.dir).map_err(|e| GitError::GitFailed {
             message: format!("cannot create the cache folder: {e}"),
         })?;
         self.loose.set(0);
         self.synced.set(None);
-        Repository::init_bare(&self.dir).map_err(corrupt)
+        let repo = Repository::init_bare(&self.dir).map_err(corrupt)?;
+        tune(&repo);
+        Ok(repo)
+    }
+}
+
+/// How much memory libgit2's pack builder may give the objects it compares when it looks for
+/// deltas (`pack.windowMemory`). A batch's large objects are the versions of one environment
+/// folder and its kustomization.yaml, each closest to the one before; the default (ten
+/// objects, however large) compares each with ten such versions, most of the time of a push.
+/// With this bound a large object is compared with the one or two before it, small ones
+/// still with ten.
+const PACK_WINDOW_MEMORY: i64 = 128 * 1024;
+
+/// Sets the cache's own git configuration for packing (pushes, a batch's pack).
+fn tune(repo: &Repository) {
+    let Ok(mut config) = repo
+        .config()
+        .and_then(|c| c.open_level(git2::ConfigLevel::Local))
+    else {
+        return;
+    };
+    if config.get_i64("pack.windowMemory").ok() != Some(PACK_WINDOW_MEMORY) {
+        let _ = config.set_i64("pack.windowMemory", PACK_WINDOW_MEMORY);
     }
 }
 

@@ -43,7 +43,7 @@ pub struct Worker {
     synced: Cell<Option<Instant>>,
     /// The last network failure (`Timeout`, `RepositoryUnreachable`) and when it happened.
     down: RefCell<Option<(Instant, GitError)>>,
-    /// Objects written into the cache since it was created (they are loose objects).
+    /// Objects written into the cache since it was created (loose, or a large batch's pack).
     loose: Cell<u64>,
     /// Whether the current batch already deleted the cache and cloned it again.
     recloned: Cell<bool>,

@@ -129,6 +129,7 @@ impl Worker {
         let mut po = PushOptions::new();
         po.remote_callbacks(cb);
         po.follow_redirects(RemoteRedirect::None);
+        po.packbuilder_parallelism(0);
         let mut remote = repo
             .remote_anonymous(&self.key.repo.url)
             .map_err(|e| PushError::Failed(self.network_error(&e, creds, 0, "push")))?;

@@ -1,18 +1,28 @@
 //! A batch of submits: one commit per change on the branch head, one push for them all,
 //! rebuilt on the new head when the push is rejected.
 
-use std::cell::Cell;
+use std::io::Write;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use git2::{FileMode, Oid, Repository, Signature};
-use tracing::{debug, info};
+use git2::{Odb, Oid, Repository, Signature};
+use tracing::{debug, info, warn};
 
 use super::remote::PushError;
 use super::{Reply, Worker, corrupt};
-use crate::gitops::claim::{self, Claim};
-use crate::gitops::tree::{self, components};
+use crate::gitops::claim::Claim;
+use crate::gitops::edit::Trees;
+use crate::gitops::tree;
 use crate::gitops::{Author, Change, Credentials, GitError, Outcome};
+
+/// Batches of at least this many changes are built in memory and kept as one pack; smaller
+/// ones are written as loose objects, so a stream of single changes does not leave a pack
+/// each in the cache.
+const PACK_BATCH: usize = 8;
+
+/// The priority of a batch's in-memory object store: above the cache's own (loose 1, packs
+/// 2), so every object the batch writes goes there.
+const MEMPACK_PRIORITY: i32 = 1000;
 
 impl Worker {
     pub(super) fn submit_batch(&self, creds: &Credentials, changes: Vec<(Change, Reply)>) {
@@ -51,6 +61,17 @@ impl Worker {
             .find_reference(&self.tracking_ref())
             .ok()
             .and_then(|r| r.target());
+        // A large batch writes its objects in memory (nothing reaches the cache before the
+        // push is accepted) and, once pushed, into the cache as one pack.
+        let odb = repo.odb().map_err(corrupt)?;
+        let mempack = if changes.len() >= PACK_BATCH {
+            Some(
+                odb.add_new_mempack_backend(MEMPACK_PRIORITY)
+                    .map_err(corrupt)?,
+            )
+        } else {
+            None
+        };
         loop {
             let optimistic = cached.is_some();
             let head = match cached.take() {
@@ -60,6 +81,10 @@ impl Worker {
                     None => return Err(self.branch_not_found()),
                 },
             };
+            if let Some(mempack) = &mempack {
+                // What an attempt the server rejected wrote is not needed any more.
+                mempack.reset().map_err(corrupt)?;
+            }
             let (results, tip) = self.build(repo, head, changes)?;
             if tip == head {
                 if optimistic {
@@ -81,6 +106,14 @@ impl Worker {
                     self.stats
                         .commits
                         .fetch_add(committed as u64, Ordering::Relaxed);
+                    if mempack.is_some()
+                        && let Err(e) = keep_pack(repo, &odb, head, tip)
+                    {
+                        // Pushed, but not in the cache: the next batch fetches it.
+                        warn!(repo = %self.url(), error = %e.message(), "pushed commits not kept in the git cache");
+                        self.synced.set(None);
+                        return Ok(results);
+                    }
                     let _ = repo.reference(&self.tracking_ref(), tip, true, "pushed");
                     self.synced.set(Some(std::time::Instant::now()));
                     info!(repo = %self.url(), commits = committed, head = %tip, "pushed");
@@ -116,8 +149,9 @@ impl Worker {
     ) -> Result<(Vec<Result<Outcome, GitError>>, Oid), GitError> {
         let mut tip = head;
         let mut results = Vec::with_capacity(changes.len());
+        let mut trees = Trees::new(repo)?;
         for change in changes {
-            match self.commit_one(repo, tip, change) {
+            match self.commit_one(repo, &mut trees, tip, change) {
                 Err(e) if e.is_per_change() => {
                     debug!(repo = %self.url(), release = %change.release, error = %e, "change refused");
                     results.push(Err(e));
@@ -148,17 +182,18 @@ impl Worker {
     fn commit_one(
         &self,
         repo: &Repository,
+        trees: &mut Trees<'_>,
         tip: Oid,
         change: &Change,
     ) -> Result<Option<Oid>, GitError> {
         let sig = signature(&change.author)?;
         let parent = repo.find_commit(tip).map_err(corrupt)?;
-        let base = parent.tree().map_err(corrupt)?;
-        if claim::check(repo, &base, change)? == Claim::Leave {
+        let base = parent.tree_id();
+        if trees.claim(base, change)? == Claim::Leave {
             debug!(repo = %self.url(), release = %change.release, app = %change.app, "not the folder's owner; nothing removed");
             return Ok(None);
         }
-        let Some(new_tree) = apply(repo, &base, change, &self.loose)? else {
+        let Some(new_tree) = trees.apply(base, change, &self.loose)? else {
             return Ok(None);
         };
         let tree = repo.find_tree(new_tree).map_err(corrupt)?;
@@ -186,81 +221,30 @@ fn signature(author: &Author) -> Result<Signature<'static>, GitError> {
     })
 }
 
-/// Applies one change to a tree; `None` when the result equals the base. `written`
-/// counts the objects written.
-pub fn apply(
-    repo: &Repository,
-    base: &git2::Tree<'_>,
-    change: &Change,
-    written: &Cell<u64>,
-) -> Result<Option<Oid>, GitError> {
-    let env_parts = components(&change.env_path)?;
-    let app_parts = components(&change.app)?;
-    if app_parts.len() != 1 {
-        return Err(GitError::InvalidPath {
-            path: change.app.clone(),
-            message: "an app is one folder name".into(),
-        });
+/// Writes the objects of the commits after `head` up to `tip` (from the batch's in-memory
+/// store) into the cache as one pack.
+fn keep_pack(repo: &Repository, odb: &Odb<'_>, head: Oid, tip: Oid) -> Result<(), git2::Error> {
+    let mut walk = repo.revwalk()?;
+    walk.push(tip)?;
+    walk.hide(head)?;
+    let mut builder = repo.packbuilder()?;
+    builder.set_threads(0);
+    builder.insert_walk(&mut walk)?;
+    let mut pack = odb.packwriter()?;
+    let mut failed = None;
+    let res = builder.foreach(|chunk| match pack.write_all(chunk) {
+        Ok(()) => true,
+        Err(e) => {
+            failed = Some(e);
+            false
+        }
+    });
+    if let Some(e) = failed {
+        return Err(git2::Error::from_str(&e.to_string()));
     }
-    let mut app_path: Vec<&str> = env_parts.clone();
-    app_path.push(app_parts[0]);
-    let app_folder = app_path.join("/");
-    let entry = match &change.files {
-        Some(files) if !files.is_empty() => {
-            let id = tree::write_files(repo, files, written).map_err(|e| match e {
-                GitError::InvalidPath { path, message } => GitError::InvalidPath {
-                    path: format!("{app_folder}/{path}"),
-                    message,
-                },
-                other => other,
-            })?;
-            Some((id, FileMode::Tree))
-        }
-        _ => None,
-    };
-    let root = tree::upsert(repo, Some(base), &app_path, entry, written)?;
-    let empty = || {
-        written.set(written.get() + 1);
-        repo.treebuilder(None)
-            .and_then(|b| b.write())
-            .map_err(corrupt)
-    };
-    let root_tree = repo
-        .find_tree(match root {
-            Some(r) => r,
-            None => empty()?,
-        })
-        .map_err(corrupt)?;
-    let kpath = format!("{}/kustomization.yaml", change.env_path);
-    let existing = tree::read_file(repo, &root_tree, &kpath)?;
-    let new_root = match tree::environment_kustomization(
-        &kpath,
-        existing.as_deref(),
-        &change.app,
-        change
-            .files
-            .as_ref()
-            .map(|_| change.entry.as_deref().unwrap_or(&change.app)),
-    )? {
-        Some(bytes) => {
-            let blob = repo.blob(&bytes).map_err(corrupt)?;
-            written.set(written.get() + 1);
-            let mut kparts = env_parts.clone();
-            kparts.push("kustomization.yaml");
-            match tree::upsert(
-                repo,
-                Some(&root_tree),
-                &kparts,
-                Some((blob, FileMode::Blob)),
-                written,
-            )? {
-                Some(r) => r,
-                None => empty()?,
-            }
-        }
-        None => root_tree.id(),
-    };
-    Ok((new_root != base.id()).then_some(new_root))
+    res?;
+    pack.commit()?;
+    Ok(())
 }
 
 /// The oldest commit, going back from `from` along first parents, in which the entry at
