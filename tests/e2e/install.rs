@@ -133,6 +133,52 @@ async fn chart_and_kustomize_install_on_the_api_server_with_the_same_rbac() {
             assert_eq!((count("Deployment"), count("PodDisruptionBudget")), (1, 0));
         }
     }
+    // NOTES.txt: what was installed, and a first Environment and Release the API server
+    // accepts as printed (REPO_URL filled in).
+    let name = format!("notes-{}", s.ns);
+    let notes = must(
+        "helm",
+        &[
+            "install",
+            &name,
+            "charts/tumbler",
+            "-n",
+            &s.ns,
+            "--dry-run=server",
+            "--set",
+            "rbac.aggregateToDefaultRoles=false",
+            "--set",
+            &format!("watchNamespaces={{{}}}", s.ns),
+            "--set",
+            "replicas=2",
+        ],
+        None,
+    );
+    let notes = &notes[notes.find("NOTES:").expect("NOTES")..];
+    for needle in [
+        format!("Releases and Environments of 1 namespace(s): {}.", s.ns),
+        format!("Deployment {name}: 2 replica(s), leader election on"),
+        format!("export NS={} REPO_URL=", s.ns),
+    ] {
+        assert!(notes.contains(&needle), "{needle:?} not in\n{notes}");
+    }
+    assert!(!notes.contains("team-a") && !notes.contains("example.com"));
+    let sample: Vec<&str> = notes
+        .lines()
+        .skip_while(|l| !l.contains("<<EOF"))
+        .skip(1)
+        .take_while(|l| l.trim() != "EOF")
+        .map(|l| l.strip_prefix("  ").unwrap_or(l))
+        .collect();
+    let sample = sample.join("\n").replace(
+        "$REPO_URL",
+        &format!("{}/notes.git", harness_var("TUMBLER_GIT_URL")),
+    );
+    must(
+        "kubectl",
+        &["-n", &s.ns, "apply", "--dry-run=server", "-f", "-"],
+        Some(&sample),
+    );
     let kustomized = must("kubectl", &["kustomize", "config/default"], None);
     assert_eq!(
         cluster_role_rules(&default_render),
