@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 E2E := e2e
 
-.PHONY: help deps build release crds fmt lint unit check-crds e2e test cluster-up cluster-down run bench clean
+.PHONY: help deps build release crds fmt lint chart-readme unit check-crds e2e test cluster-up cluster-down run bench clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -23,11 +23,15 @@ crds: ## Regenerate crds/ (and its copies in the chart and config/crd) from the 
 	$(CARGO) run --quiet --locked -- crds --out charts/tumbler/crds
 	$(CARGO) run --quiet --locked -- crds --out config/crd/bases
 
+chart-readme: ## Regenerate the values table of charts/tumbler/README.md from values.yaml.
+	python3 hack/chart-readme.py
+
 fmt: ## Format the code.
 	$(CARGO) fmt
 
-lint: deps ## rustfmt check and clippy with warnings as errors.
+lint: deps ## rustfmt check, clippy with warnings as errors, the chart README is current.
 	$(CARGO) fmt --check
+	python3 hack/chart-readme.py --check
 	$(CARGO) clippy --locked --all-targets --features e2e -- -D warnings
 
 unit: deps ## Unit tests and the API tests (serde, schemas, CRD drift); no cluster needed.

@@ -78,9 +78,12 @@ pub struct ControllerArgs {
     /// Folder of the cached clones.
     #[arg(long, env = "TUMBLER_CACHE_DIR", default_value = "/tmp/tumbler-cache")]
     pub cache_dir: PathBuf,
-    /// Watch only this namespace (default: all namespaces).
-    #[arg(long, env = "TUMBLER_WATCH_NAMESPACE")]
-    pub watch_namespace: Option<String>,
+    /// Watch only these namespaces (default: all): comma-separated, or the flag repeated.
+    /// One is watched with namespaced watches; several with cluster-wide watches whose
+    /// objects of other namespaces are dropped (reading Releases and Environments needs a
+    /// ClusterRole then; writing them, Events and Secrets only Roles in those namespaces).
+    #[arg(long, env = "TUMBLER_WATCH_NAMESPACE", value_delimiter = ',')]
+    pub watch_namespace: Vec<String>,
     /// Watch only Releases and Environments whose labels match this selector (Flux's
     /// sharding convention: `sharding.fluxcd.io/key=shard1` on a shard,
     /// `!sharding.fluxcd.io/key` on the main controller): several controllers split the work
@@ -160,7 +163,7 @@ fn controller(args: ControllerArgs) -> Result<()> {
             .map_err(|e| Error::Controller(e.into()))?;
         let config = crate::controller::Config {
             cache_dir: args.cache_dir,
-            namespace: args.watch_namespace,
+            namespaces: crate::controller::parse_namespaces(&args.watch_namespace),
             label_selector: args.watch_label_selector.clone(),
             concurrency: args.concurrency,
             git_timeout: std::time::Duration::from_secs(args.git_timeout.max(1)),

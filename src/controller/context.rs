@@ -22,8 +22,8 @@ use super::status::key;
 pub struct Config {
     /// Where the cached clones live.
     pub cache_dir: PathBuf,
-    /// Watch only this namespace (all when `None`).
-    pub namespace: Option<String>,
+    /// Watch only these namespaces (all when empty); see `scope`.
+    pub namespaces: Vec<String>,
     /// Watch only Releases and Environments with these labels (a label selector).
     pub label_selector: Option<String>,
     /// Reconciles run at once per controller.

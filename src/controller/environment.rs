@@ -307,7 +307,7 @@ async fn users_in_every_shard(ctx: &Context, env: &Environment) -> Result<Vec<St
     let env_key = (env.namespace().unwrap_or_default(), env.name_any());
     let mut users: Vec<(String, String)> = ctx.index.users(&env_key);
     if ctx.config.label_selector.is_some() {
-        let api: Api<Release> = match &ctx.config.namespace {
+        let api: Api<Release> = match ctx.config.api_scope() {
             Some(ns) => Api::namespaced(ctx.client.clone(), ns),
             None => Api::all(ctx.client.clone()),
         };

@@ -9,6 +9,7 @@
 //! - `status`: the finalizer wrapper, kstatus conditions, the one status write, Events;
 //! - `index`: Releases by Environment and app, fed by the reflector's events;
 //! - `context`: what every reconcile receives;
+//! - `scope`: the watched namespaces (one, several, all) and the filter of several;
 //! - `discovery`: which kinds are cluster-scoped, from API discovery, cached;
 //! - `run`: the admin server, leader election, and both controllers until shutdown;
 //! - `metrics`, `admin`: `/metrics`, `/healthz`, `/readyz`.
@@ -23,6 +24,7 @@ pub mod metrics;
 pub mod reason;
 mod release;
 mod run;
+mod scope;
 mod status;
 mod throttle;
 
@@ -30,6 +32,7 @@ pub use context::{Config, Context, LeaderElection, lease_name};
 pub use error::Error;
 pub use reason::Reason;
 pub use run::run;
+pub use scope::parse_namespaces;
 
 /// Field manager of everything Tumbler writes with server-side apply.
 pub const MANAGER: &str = "tumbler";

@@ -21,12 +21,13 @@ use super::admin::{self, Admin};
 use super::context::{Config, Context, LeaderElection};
 use super::index::Index;
 use super::metrics::Metrics;
+use super::scope::OnlyWatched;
 use super::{Error, environment, release};
 
 /// Where the Release reflector sends the Environments whose Releases changed.
 type EnvTrigger = futures::channel::mpsc::UnboundedSender<ObjectRef<Environment>>;
 
-fn api_for<K>(client: &Client, ns: &Option<String>) -> Api<K>
+fn api_for<K>(client: &Client, ns: Option<&str>) -> Api<K>
 where
     K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
 {
@@ -102,7 +103,7 @@ pub async fn run(client: Client, config: Config) -> Result<(), Error> {
             }
         });
     let environments_done = environment_controller(&client, ctx, store, env_rx, rx);
-    tracing::info!(namespace = ?config.namespace, cache = %config.cache_dir.display(), "controllers started");
+    tracing::info!(namespaces = ?config.namespaces, cache = %config.cache_dir.display(), "controllers started");
     futures::join!(releases_done, environments_done);
     Ok(())
 }
@@ -183,13 +184,14 @@ fn release_controller(
 ) -> (Controller<Release>, Store<Release>, Store<Environment>) {
     // The reflector keeps every Release in memory: drop what Tumbler never reads
     // (managedFields, the last-applied annotation) so 10,000 Releases stay small.
-    let releases: Api<Release> = api_for(client, &config.namespace);
+    let releases: Api<Release> = api_for(client, config.api_scope());
     let (store, store_writer) = kube::runtime::reflector::store();
     let fed = index.clone();
     let release_stream = kube::runtime::reflector(
         store_writer,
         watcher::watcher(releases, watch_config(config))
             .default_backoff()
+            .only_watched(config)
             .modify(|rel: &mut Release| {
                 rel.managed_fields_mut().clear();
                 rel.annotations_mut()
@@ -220,10 +222,11 @@ fn release_controller(
     let env_stream = kube::runtime::reflector(
         env_writer,
         watcher::watcher(
-            api_for::<Environment>(client, &config.namespace),
+            api_for::<Environment>(client, config.api_scope()),
             watcher::Config::default().any_semantic(),
         )
         .default_backoff()
+        .only_watched(config)
         .modify(|env: &mut Environment| {
             env.managed_fields_mut().clear();
             env.annotations_mut()
@@ -288,28 +291,40 @@ async fn environment_controller(
         return;
     }
     let config = &ctx.config;
-    Controller::new(
-        api_for::<Environment>(client, &config.namespace),
+    watched_environments(client, config)
+        .reconcile_on(releases_changed)
+        .with_config(
+            kube::runtime::controller::Config::default()
+                .concurrency(config.concurrency.max(1))
+                .debounce(std::time::Duration::from_secs(2)),
+        )
+        .graceful_shutdown_on(stopped(rx))
+        .run(
+            environment::reconcile,
+            environment::error_policy,
+            ctx.clone(),
+        )
+        .for_each(|res| async move {
+            if let Err(err) = res {
+                tracing::debug!(error = %err, "environment reconcile");
+            }
+        })
+        .await
+}
+
+/// The Environment controller's own watch (this shard's, of the watched namespaces).
+fn watched_environments(client: &Client, config: &Config) -> Controller<Environment> {
+    let (store, writer) = kube::runtime::reflector::store();
+    let watch = watcher::watcher(
+        api_for::<Environment>(client, config.api_scope()),
         watch_config(config),
     )
-    .reconcile_on(releases_changed)
-    .with_config(
-        kube::runtime::controller::Config::default()
-            .concurrency(config.concurrency.max(1))
-            .debounce(std::time::Duration::from_secs(2)),
+    .default_backoff()
+    .only_watched(config);
+    Controller::for_stream(
+        kube::runtime::reflector(writer, watch).applied_objects(),
+        store,
     )
-    .graceful_shutdown_on(stopped(rx))
-    .run(
-        environment::reconcile,
-        environment::error_policy,
-        ctx.clone(),
-    )
-    .for_each(|res| async move {
-        if let Err(err) = res {
-            tracing::debug!(error = %err, "environment reconcile");
-        }
-    })
-    .await
 }
 
 /// Waits until this process holds the Lease (or shutdown is asked for: `None`). Returns the

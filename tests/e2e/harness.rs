@@ -185,7 +185,14 @@ impl Scenario {
         json!({"tumbler.dev/e2e-scenario": self.ns})
     }
 
-    fn spawn_controller_watching(&self, tag: &str, args: &[&str], envs: &[(&str, &str)]) -> Child {
+    /// Starts one more controller with exactly these arguments (no `--watch-namespace` of
+    /// its own), logging to `controller-<ns><tag>.log`; the caller owns the process.
+    pub fn spawn_controller_watching(
+        &self,
+        tag: &str,
+        args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Child {
         let path = self
             .log
             .with_file_name(format!("controller-{}{tag}.log", self.ns));

@@ -43,6 +43,33 @@ fn cluster_role_rules(yaml: &str) -> Value {
 async fn chart_and_kustomize_install_on_the_api_server_with_the_same_rbac() {
     let s = Scenario::bare("install").await;
     must("helm", &["lint", "charts/tumbler"], None);
+    // values.schema.json: a typo or a wrong type fails instead of being ignored.
+    for bad in [
+        "typo=1",
+        "image.tg=x",
+        "replicas=two",
+        "gitCache.type=nfs",
+        "watchNamespaces={Team_A}",
+        "podDisruptionBudget.minAvailable=1",
+    ] {
+        let (ok, out) = run_cmd(
+            "helm",
+            &[
+                "template",
+                "t",
+                "charts/tumbler",
+                "--kube-version",
+                "v1.36.3",
+                "--set",
+                bad,
+            ],
+            None,
+        );
+        assert!(
+            !ok && out.contains("schema"),
+            "--set {bad} was accepted:\n{out}"
+        );
+    }
     let variants: [&[&str]; 3] = [
         &[],
         &["--set", &format!("watchNamespaces={{{}}}", s.ns)],
@@ -80,7 +107,78 @@ async fn chart_and_kustomize_install_on_the_api_server_with_the_same_rbac() {
             &["apply", "--dry-run=server", "-f", "-"],
             Some(&rendered),
         );
+        let kinds: Vec<String> = docs(&rendered)
+            .iter()
+            .map(|d| d["kind"].as_str().unwrap_or_default().to_string())
+            .collect();
+        let count = |kind: &str| kinds.iter().filter(|k| *k == kind).count();
+        // `helm test`'s pod is rendered and valid (it cannot run here: kwok fakes pods).
+        assert_eq!(count("Pod"), 1, "the helm test pod: {kinds:?}");
+        if extra.contains(&"gitCache.type=pvc") {
+            // A claim per replica (one StatefulSet per shard and the main one), none shared;
+            // a PodDisruptionBudget for each workload of two replicas.
+            assert_eq!((count("StatefulSet"), count("Deployment")), (3, 0));
+            assert_eq!(count("PersistentVolumeClaim"), 0);
+            assert_eq!(count("PodDisruptionBudget"), 3);
+            for sts in docs(&rendered)
+                .iter()
+                .filter(|d| d["kind"] == "StatefulSet")
+            {
+                assert_eq!(
+                    sts["spec"]["volumeClaimTemplates"][0]["metadata"]["name"],
+                    "git-cache"
+                );
+            }
+        } else {
+            assert_eq!((count("Deployment"), count("PodDisruptionBudget")), (1, 0));
+        }
     }
+    // NOTES.txt: what was installed, and a first Environment and Release the API server
+    // accepts as printed (REPO_URL filled in).
+    let name = format!("notes-{}", s.ns);
+    let notes = must(
+        "helm",
+        &[
+            "install",
+            &name,
+            "charts/tumbler",
+            "-n",
+            &s.ns,
+            "--dry-run=server",
+            "--set",
+            "rbac.aggregateToDefaultRoles=false",
+            "--set",
+            &format!("watchNamespaces={{{}}}", s.ns),
+            "--set",
+            "replicas=2",
+        ],
+        None,
+    );
+    let notes = &notes[notes.find("NOTES:").expect("NOTES")..];
+    for needle in [
+        format!("Releases and Environments of 1 namespace(s): {}.", s.ns),
+        format!("Deployment {name}: 2 replica(s), leader election on"),
+        format!("export NS={} REPO_URL=", s.ns),
+    ] {
+        assert!(notes.contains(&needle), "{needle:?} not in\n{notes}");
+    }
+    assert!(!notes.contains("team-a") && !notes.contains("example.com"));
+    let sample: Vec<&str> = notes
+        .lines()
+        .skip_while(|l| !l.contains("<<EOF"))
+        .skip(1)
+        .take_while(|l| l.trim() != "EOF")
+        .map(|l| l.strip_prefix("  ").unwrap_or(l))
+        .collect();
+    let sample = sample.join("\n").replace(
+        "$REPO_URL",
+        &format!("{}/notes.git", harness_var("TUMBLER_GIT_URL")),
+    );
+    must(
+        "kubectl",
+        &["-n", &s.ns, "apply", "--dry-run=server", "-f", "-"],
+        Some(&sample),
+    );
     let kustomized = must("kubectl", &["kustomize", "config/default"], None);
     assert_eq!(
         cluster_role_rules(&default_render),
@@ -284,6 +382,268 @@ async fn controller_works_with_the_chart_service_account_and_reads_no_other_secr
     );
     let _ = controller.kill();
     let _ = controller.wait();
+    s.finish().await;
+}
+
+/// The namespaces a rendered controller workload watches, from its `--watch-namespace` flag
+/// (`None`: every namespace).
+fn watched_by_flag(rendered: &str) -> Option<Vec<String>> {
+    let workload = docs(rendered)
+        .into_iter()
+        .find(|d| d["kind"] == "Deployment")
+        .expect("a Deployment");
+    let args = workload["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let flags: Vec<&str> = args
+        .iter()
+        .filter_map(|a| a.as_str()?.strip_prefix("--watch-namespace="))
+        .collect();
+    assert!(flags.len() <= 1, "one --watch-namespace flag: {flags:?}");
+    flags
+        .first()
+        .map(|f| f.split(',').map(str::to_string).collect())
+}
+
+/// `kubectl auth can-i` as `who`; `resource` may name a subresource (`releases.tumbler.dev/status`).
+fn can_i(who: &str, verb: &str, resource: &str, ns: Option<&str>) -> bool {
+    let (resource, sub) = resource.split_once('/').unwrap_or((resource, ""));
+    let mut args = vec!["auth", "can-i", verb, resource, "--as", who];
+    if !sub.is_empty() {
+        args.extend_from_slice(&["--subresource", sub]);
+    }
+    match ns {
+        Some(ns) => args.extend_from_slice(&["-n", ns]),
+        None => args.push("--all-namespaces"),
+    }
+    let (_, out) = run_cmd("kubectl", &args, None);
+    match out.trim() {
+        "yes" => true,
+        "no" => false,
+        other => panic!("kubectl {args:?}: {other}"),
+    }
+}
+
+/// The chart with 0, 1 and 2 watched namespaces, applied to the API server: the controller's
+/// `--watch-namespace` flag and the ServiceAccount's permissions agree. In every namespace the
+/// flag covers, it may do what a reconcile does; in any other it may not read Secrets, write
+/// Releases or Environments, or record Events; Releases and Environments are readable
+/// cluster-wide (the watch with several namespaces is cluster-wide). Then the controller runs
+/// with that ServiceAccount's token and the 2-namespace flag: a Release in each watched
+/// namespace is committed (reading a private repository's Secret there), one in a third
+/// namespace is left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chart_rbac_and_flags_agree_for_0_1_and_2_watched_namespaces() {
+    let s = Scenario::bare("watchns").await;
+    let extra: Vec<String> = ["a", "b", "c"]
+        .iter()
+        .map(|x| format!("{}-{x}", s.ns))
+        .collect();
+    for ns in &extra {
+        must("kubectl", &["create", "namespace", ns], None);
+    }
+    let variants: [&[String]; 3] = [&[], &extra[..1], &extra[..2]];
+    let mut cluster_scoped = Vec::new();
+    let mut two = None;
+    for (n, watch) in variants.into_iter().enumerate() {
+        let release = format!("t{n}-{}", s.ns);
+        let list = format!("watchNamespaces={{{}}}", watch.join(","));
+        let mut args = vec![
+            "template",
+            release.as_str(),
+            "charts/tumbler",
+            "-n",
+            &s.ns,
+            "--kube-version",
+            "v1.36.3",
+            "--set",
+            "rbac.aggregateToDefaultRoles=false",
+        ];
+        if n > 0 {
+            args.extend_from_slice(&["--set", &list]);
+        }
+        let rendered = must("helm", &args, None);
+        let flag = watched_by_flag(&rendered);
+        assert_eq!(
+            flag.as_deref(),
+            (n > 0).then_some(watch),
+            "watchNamespaces and the flag differ"
+        );
+        // Everything but the workload and the test pod, for real (server-side).
+        let objects: Vec<&str> = rendered
+            .split("\n---")
+            .filter(|d| !d.contains("kind: Deployment") && !d.contains("kind: Pod\n"))
+            .collect();
+        must(
+            "kubectl",
+            &["apply", "--server-side", "-f", "-"],
+            Some(&objects.join("\n---\n")),
+        );
+        cluster_scoped.push(format!("clusterrole/{release}"));
+        cluster_scoped.push(format!("clusterrolebinding/{release}"));
+        let who = format!("system:serviceaccount:{}:{release}", s.ns);
+        // Reading Releases and Environments: everywhere, in every variant.
+        for verb in ["get", "list", "watch"] {
+            for resource in ["releases.tumbler.dev", "environments.tumbler.dev"] {
+                assert!(can_i(&who, verb, resource, None), "{n}: {verb} {resource}");
+            }
+        }
+        for ns in &extra {
+            let watched = flag.as_ref().is_none_or(|f| f.contains(ns));
+            for (verb, resource) in [
+                ("get", "secrets"),
+                ("patch", "releases.tumbler.dev/status"),
+                ("patch", "environments.tumbler.dev/status"),
+                ("update", "releases.tumbler.dev/finalizers"),
+                ("update", "environments.tumbler.dev/finalizers"),
+                ("patch", "releases.tumbler.dev"),
+                ("create", "events.events.k8s.io"),
+                ("create", "events"),
+            ] {
+                assert_eq!(
+                    can_i(&who, verb, resource, Some(ns)),
+                    watched,
+                    "{n} namespace(s) watched: {verb} {resource} in {ns}"
+                );
+            }
+            for verb in ["list", "watch"] {
+                assert!(!can_i(&who, verb, "secrets", Some(ns)), "{verb} secrets");
+            }
+        }
+        if n == 2 {
+            two = Some((release, flag.unwrap()));
+        }
+    }
+
+    // The controller with the 2-namespace chart's ServiceAccount and flag.
+    let (sa, watched) = two.unwrap();
+    let kubeconfig = service_account_kubeconfig(&s.ns, &sa);
+    let flag = format!("--watch-namespace={}", watched.join(","));
+    let mut controller = s.spawn_controller_watching(
+        "-two",
+        &[&flag, "--metrics-addr", "127.0.0.1:0"],
+        &[("KUBECONFIG", kubeconfig.to_str().unwrap())],
+    );
+    let url = new_repo(&s.ns, true);
+    for ns in &extra {
+        let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+            Api::namespaced(s.client.clone(), ns);
+        let secret = serde_json::from_value(json!({
+            "metadata": {"name": "creds"},
+            "stringData": {
+                "username": harness_var("TUMBLER_GIT_USERNAME"),
+                "password": harness_var("TUMBLER_GIT_PASSWORD"),
+            }
+        }))
+        .unwrap();
+        secrets
+            .create(&Default::default(), &secret)
+            .await
+            .expect("create secret");
+        let env = environment(
+            &format!("env-{}", &ns[ns.len() - 1..]),
+            &url,
+            json!({"repository": {"secretRef": {"name": "creds"}, "insecure": true}}),
+        );
+        s.apply(
+            &Api::<tumbler::api::Environment>::namespaced(s.client.clone(), ns),
+            env,
+        )
+        .await;
+        let rel = template_release(
+            "api",
+            &format!("env-{}", &ns[ns.len() - 1..]),
+            &format!("api-{}", &ns[ns.len() - 1..]),
+            "1.0.0",
+        );
+        s.apply(
+            &Api::<tumbler::api::Release>::namespaced(s.client.clone(), ns),
+            rel,
+        )
+        .await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(90);
+    for ns in &watched {
+        let api: Api<tumbler::api::Release> = Api::namespaced(s.client.clone(), ns);
+        loop {
+            let rel = api.get("api").await.unwrap();
+            if ready_is(&rel, "True", "Committed") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the Release in watched {ns} was not committed: {:?}\n{}",
+                rel.status,
+                s.log_of("-two")
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+    // The third namespace: untouched (no status, no finalizer) while the others committed.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let unwatched = extra.iter().find(|ns| !watched.contains(ns)).unwrap();
+    let ignored = Api::<tumbler::api::Release>::namespaced(s.client.clone(), unwatched)
+        .get("api")
+        .await
+        .unwrap();
+    assert!(
+        ignored.status.is_none() && ignored.metadata.finalizers.is_none(),
+        "the Release in unwatched {unwatched} was touched: {:?}",
+        ignored.metadata
+    );
+    let clone = Clone::of(&url.replacen(
+        "://",
+        &format!(
+            "://{}:{}@",
+            harness_var("TUMBLER_GIT_USERNAME"),
+            harness_var("TUMBLER_GIT_PASSWORD")
+        ),
+        1,
+    ));
+    for ns in &watched {
+        let app = format!("api-{}", &ns[ns.len() - 1..]);
+        assert!(clone.exists(&format!(
+            "envs/env-{}/{app}/deployment-{app}.yaml",
+            &ns[ns.len() - 1..]
+        )));
+    }
+    let log = s.log_of("-two");
+    assert!(
+        !log.to_lowercase().contains("forbidden"),
+        "the controller hit RBAC denials:\n{log}"
+    );
+
+    // Clean up: the Releases first, while the controller can still remove its finalizers.
+    for ns in &extra {
+        let api: Api<tumbler::api::Release> = Api::namespaced(s.client.clone(), ns);
+        let _ = api.delete("api", &Default::default()).await;
+    }
+    for ns in &watched {
+        let api: Api<tumbler::api::Release> = Api::namespaced(s.client.clone(), ns);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while api.get_opt("api").await.unwrap().is_some() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+    for ns in &extra {
+        let api: Api<tumbler::api::Environment> = Api::namespaced(s.client.clone(), ns);
+        let _ = api
+            .delete_collection(&Default::default(), &Default::default())
+            .await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    kill(&mut controller);
+    let mut args: Vec<&str> = vec!["delete", "--ignore-not-found", "--wait=false"];
+    args.extend(cluster_scoped.iter().map(String::as_str));
+    must("kubectl", &args, None);
+    for ns in &extra {
+        must(
+            "kubectl",
+            &["delete", "namespace", ns, "--wait=false"],
+            None,
+        );
+    }
     s.finish().await;
 }
 

@@ -1,18 +1,24 @@
 {{- /*
-One Deployment of the controller: the main one, or one per entry of `shards` (Flux's
+One workload of the controller: the main one, or one per entry of `shards` (Flux's
 sharding convention, docs/SHARDING.md). Each shard watches only the Releases and
 Environments labelled `sharding.fluxcd.io/key: <shard>`, the main one those without the
 label, and each elects its own leader (the Lease name follows from the selector).
+A Deployment with an emptyDir git cache; with `gitCache.type: pvc` a StatefulSet whose
+volumeClaimTemplate gives each replica a claim of its own (one ReadWriteOnce claim cannot
+be shared by replicas on several nodes). With more than one replica, a PodDisruptionBudget.
 */ -}}
 {{- define "tumbler.deployment" -}}
 {{- $shard := .shard -}}
 {{- $name := .name -}}
 {{- $selector := .selector -}}
 {{- $watch := .watch -}}
+{{- $service := .service -}}
 {{- with .root -}}
 {{- $leader := or .Values.leaderElection.enabled (gt (int .Values.replicas) 1) }}
+{{- $pvc := eq .Values.gitCache.type "pvc" }}
+{{- $namespaces := include "tumbler.watchNamespaces" . | fromJsonArray }}
 apiVersion: apps/v1
-kind: Deployment
+kind: {{ ternary "StatefulSet" "Deployment" $pvc }}
 metadata:
   name: {{ $name }}
   namespace: {{ .Release.Namespace }}
@@ -22,6 +28,10 @@ metadata:
     {{- end }}
 spec:
   replicas: {{ .Values.replicas }}
+  {{- if $pvc }}
+  serviceName: {{ $service }}
+  podManagementPolicy: Parallel
+  {{- end }}
   selector:
     matchLabels: {{- $selector | nindent 6 }}
   template:
@@ -50,8 +60,8 @@ spec:
             - --concurrency={{ .Values.concurrency }}
             - --log-format={{ .Values.logFormat }}
             - --log={{ .Values.logLevel }}
-            {{- if eq (len .Values.watchNamespaces) 1 }}
-            - --watch-namespace={{ first .Values.watchNamespaces }}
+            {{- with $namespaces }}
+            - --watch-namespace={{ join "," . }}
             {{- end }}
             {{- with $watch }}
             - --watch-label-selector={{ . }}
@@ -89,14 +99,11 @@ spec:
       volumes:
         - name: tmp
           emptyDir: {}
+        {{- if not $pvc }}
         - name: git-cache
-          {{- if eq .Values.gitCache.type "pvc" }}
-          persistentVolumeClaim:
-            claimName: {{ $name }}-git-cache
-          {{- else }}
           emptyDir:
             sizeLimit: {{ .Values.gitCache.size }}
-          {{- end }}
+        {{- end }}
       {{- with .Values.nodeSelector }}
       nodeSelector: {{- toYaml . | nindent 8 }}
       {{- end }}
@@ -106,20 +113,34 @@ spec:
       {{- with .Values.affinity }}
       affinity: {{- toYaml . | nindent 8 }}
       {{- end }}
-{{- if eq .Values.gitCache.type "pvc" }}
+  {{- if $pvc }}
+  volumeClaimTemplates:
+    - metadata:
+        name: git-cache
+        # Only the selector's labels: a StatefulSet's claim templates cannot change later.
+        labels: {{- $selector | nindent 10 }}
+      spec:
+        accessModes: [ReadWriteOnce]
+        resources: {requests: {storage: {{ .Values.gitCache.size }}}}
+        {{- with .Values.gitCache.storageClass }}
+        storageClassName: {{ . }}
+        {{- end }}
+  {{- end }}
+{{- if and .Values.podDisruptionBudget.enabled (gt (int .Values.replicas) 1) }}
 ---
-apiVersion: v1
-kind: PersistentVolumeClaim
+apiVersion: policy/v1
+kind: PodDisruptionBudget
 metadata:
-  name: {{ $name }}-git-cache
+  name: {{ $name }}
   namespace: {{ .Release.Namespace }}
   labels: {{- include "tumbler.labels" . | nindent 4 }}
+    {{- with $shard }}
+    tumbler.dev/shard: {{ . }}
+    {{- end }}
 spec:
-  accessModes: [ReadWriteOnce]
-  resources: {requests: {storage: {{ .Values.gitCache.size }}}}
-  {{- with .Values.gitCache.storageClass }}
-  storageClassName: {{ . }}
-  {{- end }}
+  maxUnavailable: {{ .Values.podDisruptionBudget.maxUnavailable }}
+  selector:
+    matchLabels: {{- $selector | nindent 6 }}
 {{- end }}
 {{- end }}
 {{- end -}}

@@ -19,3 +19,16 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/name: tumbler
 app.kubernetes.io/instance: {{ printf "%s-%s" .root.Release.Name .shard | trunc 63 | trimSuffix "-" }}
 {{- end -}}
+{{- /* watchNamespaces, sorted and without duplicates, as a JSON array (what the controller's
+--watch-namespace makes of them too). */ -}}
+{{- define "tumbler.watchNamespaces" -}}
+{{- .Values.watchNamespaces | uniq | sortAlpha | toJson -}}
+{{- end -}}
+{{- /* The metrics Service of the main workload (shard "") or of one shard. */ -}}
+{{- define "tumbler.metricsService" -}}
+{{- if .shard -}}
+{{ printf "%s-%s" (include "tumbler.fullname" .root) .shard | trunc 55 | trimSuffix "-" }}-metrics
+{{- else -}}
+{{ include "tumbler.fullname" .root }}-metrics
+{{- end -}}
+{{- end -}}
