@@ -35,7 +35,14 @@ fn metrics_with(releases: Vec<Release>) -> (Arc<Metrics>, tempfile::TempDir) {
         writer.apply_watcher_event(&Event::Apply(rel));
     }
     let dir = tempfile::tempdir().unwrap();
-    let git = Writer::new(dir.path().to_path_buf(), WriterOptions::default());
+    // libgit2's network timeouts are process-wide and set by the first Writer: use the
+    // gitops tests' (2 s), which time out against a hanging server in the same process.
+    let opts = WriterOptions {
+        connect_timeout: Duration::from_secs(2),
+        io_timeout: Duration::from_secs(2),
+        ..WriterOptions::default()
+    };
+    let git = Writer::new(dir.path().to_path_buf(), opts);
     let metrics = Metrics::default()
         .with_state(reader, git)
         .with_concurrency(8);
