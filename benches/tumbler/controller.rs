@@ -114,6 +114,30 @@ fn spawn_controller(cache: &Path, ns: &str, tag: &str, selector: Option<&str>) -
         .unwrap()
 }
 
+/// CPU seconds (user + system) a process used so far.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command (which is in parentheses and may contain spaces).
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// The pid of the local API server, for its CPU time.
+fn apiserver_pid() -> Option<u32> {
+    let out = Command::new("pgrep")
+        .args(["-x", "kube-apiserver"])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 fn created(doc: serde_json::Value) -> Release {
     serde_json::from_value(doc).unwrap()
 }
@@ -227,6 +251,9 @@ pub async fn burst(cache: &Path, n: usize, shards: usize) -> Burst {
     };
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = api_writes();
+    let api_pid = apiserver_pid();
+    let cpu_before: Vec<f64> = controllers.iter().map(|c| cpu_seconds(c.id())).collect();
+    let api_cpu_before = api_pid.map(cpu_seconds).unwrap_or(0.0);
     let start = Instant::now();
     let sent = create_releases(&rels, n, "app", "live", |i| {
         Some((
@@ -240,6 +267,16 @@ pub async fn burst(cache: &Path, n: usize, shards: usize) -> Burst {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let all_committed = start.elapsed();
+    let cpu: f64 = controllers
+        .iter()
+        .zip(&cpu_before)
+        .map(|(c, b)| cpu_seconds(c.id()) - b)
+        .sum();
+    println!(
+        "  CPU during the burst: Tumbler {cpu:.1} s, kube-apiserver {:.1} s (2 cores: {:.1} s of CPU in the wall time)",
+        api_pid.map(cpu_seconds).unwrap_or(0.0) - api_cpu_before,
+        2.0 * all_committed.as_secs_f64()
+    );
     // Writes settle (the last status writes, Events) before counting.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let writes = diff(&api_writes(), &before);

@@ -567,9 +567,22 @@ pub enum Phase {
     Failed,
 }
 
+impl Phase {
+    /// The name, as serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Pending => "Pending",
+            Phase::Committed => "Committed",
+            Phase::Applied => "Applied",
+            Phase::Ready => "Ready",
+            Phase::Failed => "Failed",
+        }
+    }
+}
+
 impl std::fmt::Display for Phase {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        std::fmt::Debug::fmt(self, f)
+        f.write_str(self.as_str())
     }
 }
 

@@ -20,6 +20,7 @@ use crate::gitops::RepoKey;
 
 use super::Error;
 use super::context::{Context, RESYNC};
+use super::metrics::Controller;
 use super::reason::Reason;
 use super::release::observe::credentials;
 use super::status::{Summary, key, now, summarise, with_finalizer, write_status};
@@ -28,15 +29,16 @@ use super::status::{Summary, key, now, summarise, with_finalizer, write_status};
 const FLUX_READY: &str = "FluxReady";
 
 pub async fn reconcile(env: Arc<Environment>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let _timer = ctx.metrics.reconcile("Environment");
+    let timer = ctx.metrics.reconcile(Controller::Environment);
     let span = info_span!("environment", namespace = %env.namespace().unwrap_or_default(), name = %env.name_any());
-    with_finalizer(&ctx, env, |e| apply(e, &ctx), |e| cleanup(e, &ctx))
+    let result = with_finalizer(&ctx, env, |e| apply(e, &ctx), |e| cleanup(e, &ctx))
         .instrument(span)
-        .await
+        .await;
+    timer.finish(&result);
+    result
 }
 
 pub fn error_policy(env: Arc<Environment>, err: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.error("Environment", err.reason().as_str());
     warn!(namespace = %env.namespace().unwrap_or_default(), name = %env.name_any(), reason = %err.reason(), error = %err, "reconcile failed");
     Action::requeue(ctx.backoff(&key(&*env)))
 }

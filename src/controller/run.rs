@@ -50,7 +50,11 @@ pub async fn run(client: Client, config: Config) -> Result<(), Error> {
     let (env_tx, env_rx) = futures::channel::mpsc::unbounded();
     let (release_controller, store, environments) =
         release_controller(&client, &config, index.clone(), env_tx);
-    let metrics = Arc::new(Metrics::default().with_state(store.clone(), writer.clone()));
+    let metrics = Arc::new(
+        Metrics::default()
+            .with_state(store.clone(), writer.clone())
+            .with_concurrency(config.concurrency.max(1)),
+    );
     let admin = start_admin(&config, metrics.clone());
     let ctx = Arc::new(Context {
         client: client.clone(),

@@ -93,10 +93,17 @@ impl Scenario {
         self.metrics = Some(addr);
     }
 
-    /// A sample of the running controller's `/metrics` (0 when absent).
+    /// The sum of the samples of the running controller's `/metrics` that start with
+    /// `name_and_labels` (0 when none): one sample, or e.g. every `result` of
+    /// [`RELEASE_RECONCILES`].
     pub async fn metric(&self, name_and_labels: &str) -> f64 {
         let addr = self.metrics.as_deref().expect("the controller runs");
-        sample(&scrape(addr).await, name_and_labels)
+        scrape(addr)
+            .await
+            .lines()
+            .filter(|l| l.starts_with(name_and_labels))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
     }
 
     /// Waits until the controller finished `n` more Release reconciles than `since` (a
@@ -627,7 +634,7 @@ pub fn outside_push(clone: &Path) {
 }
 
 /// Release reconciles a controller finished, in its `/metrics`.
-pub const RELEASE_RECONCILES: &str = "tumbler_reconciles_total{kind=\"Release\"}";
+pub const RELEASE_RECONCILES: &str = "controller_runtime_reconcile_total{controller=\"release\",";
 
 /// A Release that is committed and Ready for it (an Environment without Flux).
 pub fn committed(rel: &Release) -> bool {

@@ -773,6 +773,10 @@ async fn metrics_and_health_endpoints_answer() {
     let (ok, metrics) = get("/metrics");
     assert!(ok);
     for needle in [
+        "controller_runtime_reconcile_total{controller=\"release\",result=\"requeue_after\"}",
+        "controller_runtime_reconcile_time_seconds_bucket{",
+        "controller_runtime_max_concurrent_reconciles{controller=\"release\"}",
+        "process_resident_memory_bytes ",
         "tumbler_reconciles_total{kind=\"Release\"}",
         "tumbler_reconcile_duration_seconds_bucket{",
         "tumbler_releases{phase=\"Committed\"} 1",

@@ -32,3 +32,11 @@ app.kubernetes.io/instance: {{ printf "%s-%s" .root.Release.Name .shard | trunc 
 {{ include "tumbler.fullname" .root }}-metrics
 {{- end -}}
 {{- end -}}
+{{- /* PromQL label matchers for this installation's series in the alert rules: prometheusRule.selector, or the job names the chart's ServiceMonitor gives them (the Service names). */ -}}
+{{- define "tumbler.promSelector" -}}
+{{- if .Values.prometheusRule.selector -}}
+{{ .Values.prometheusRule.selector }}
+{{- else -}}
+job=~"{{ include "tumbler.fullname" . }}(-.+)?-metrics"
+{{- end -}}
+{{- end -}}

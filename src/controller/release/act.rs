@@ -13,6 +13,7 @@ use crate::gitops::Outcome;
 
 use super::super::Error;
 use super::super::context::Context;
+use super::super::metrics::ReconcileTimer;
 use super::super::status::{event, key, publish, write_status};
 use super::decide::{Decision, Fault, Plan, Requeue, Stopped, Target, Written};
 use super::observe::applying_kustomizations;
@@ -74,13 +75,18 @@ pub async fn write<'a>(ctx: &Context, plan: Plan<'a>) -> Result<Written<'a>, Sto
 
 /// Ends a reconcile: writes the decided status (always, once), publishes its Events, and
 /// says when to look again.
-pub async fn finish(ctx: &Context, rel: &Release, decision: Decision) -> Result<Action, Error> {
+pub async fn finish(
+    ctx: &Context,
+    rel: &Release,
+    decision: Decision,
+    timer: &ReconcileTimer,
+) -> Result<Action, Error> {
     let object_key = key(rel);
     let reason = decision.summary.reason();
     let requeue = match decision.requeue {
         Requeue::Backoff => {
             warn!(%reason, message = %decision.summary.message(), "release not done");
-            ctx.metrics.error("Release", reason.as_str());
+            timer.fail(reason.as_str());
             ctx.backoff(&object_key)
         }
         Requeue::After(d) => {

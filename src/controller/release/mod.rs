@@ -26,26 +26,29 @@ use crate::api::Release;
 
 use super::Error;
 use super::context::Context;
+use super::metrics::{Controller, ReconcileTimer};
 use super::status::{event, key, now, publish, with_finalizer};
 use decide::{Deletion, Facts, Progress};
 
 /// Entry point of the Release controller.
 pub async fn reconcile(rel: Arc<Release>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let _timer = ctx.metrics.reconcile("Release");
+    let timer = ctx.metrics.reconcile(Controller::Release);
     let span = info_span!("release", namespace = %rel.namespace().unwrap_or_default(), name = %rel.name_any());
-    with_finalizer(&ctx, rel, |r| apply(r, &ctx), |r| cleanup(r, &ctx))
+    let result = with_finalizer(&ctx, rel, |r| apply(r, &ctx, &timer), |r| cleanup(r, &ctx))
         .instrument(span)
-        .await
+        .await;
+    timer.finish(&result);
+    result
 }
 
-/// Retry with backoff after an error the reconcile could not turn into status.
+/// Retry with backoff after an error the reconcile could not turn into status (counted by
+/// the reconcile's timer).
 pub fn error_policy(rel: Arc<Release>, err: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.error("Release", err.reason().as_str());
     warn!(namespace = %rel.namespace().unwrap_or_default(), name = %rel.name_any(), reason = %err.reason(), error = %err, "reconcile failed");
     Action::requeue(ctx.backoff(&key(&*rel)))
 }
 
-async fn apply(rel: Arc<Release>, ctx: &Context) -> Result<Action, Error> {
+async fn apply(rel: Arc<Release>, ctx: &Context, timer: &ReconcileTimer) -> Result<Action, Error> {
     let observed = observe::release(ctx, &rel).await;
     let progress = match act::write(ctx, decide::plan(&rel, &observed)).await {
         Ok(written) => {
@@ -63,7 +66,7 @@ async fn apply(rel: Arc<Release>, ctx: &Context) -> Result<Action, Error> {
         rendered: observed.rendered.as_ref(),
         progress,
     });
-    act::finish(ctx, &rel, decision).await
+    act::finish(ctx, &rel, decision, timer).await
 }
 
 /// Deletion: remove the app folder from git (when this Release wrote it), then let go.
