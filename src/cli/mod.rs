@@ -93,7 +93,7 @@ pub struct ControllerArgs {
     /// Reconciles at once per kind. A reconcile mostly waits (for the API server, for its
     /// change to be pushed in a batch with others), so a burst is written in as few batches
     /// as this allows.
-    #[arg(long, env = "TUMBLER_CONCURRENCY", default_value_t = 64)]
+    #[arg(long, env = "TUMBLER_CONCURRENCY", default_value_t = 256)]
     pub concurrency: u16,
     /// Log format: `json` (in clusters) or `text` (local runs).
     #[arg(long, env = "TUMBLER_LOG_FORMAT", default_value = "json")]

@@ -380,6 +380,9 @@ fn rolling(reason: Reason, message: String) -> Option<Verdict> {
     ))
 }
 
+/// Ready=False reasons of a HelmRelease that helm-controller retries by itself.
+const TRANSIENT_HELM_REASONS: [&str; 3] = ["SourceNotReady", "DependencyNotReady", "Progressing"];
+
 /// `None` when there is no HelmRelease to wait for, or it installed this version.
 fn judge_helm(helm: Option<&HelmRelease>) -> Option<Verdict> {
     match helm? {
@@ -393,7 +396,10 @@ fn judge_helm(helm: Option<&HelmRelease>) -> Option<Verdict> {
             ready,
         } => {
             let ready = ready.clone().unwrap_or_default();
-            if *current && ready.status == "False" {
+            // helm-controller reports a chart not fetched yet, or a dependency not ready, as
+            // Ready=False too, and retries: those are waits, not failures.
+            let transient = TRANSIENT_HELM_REASONS.contains(&ready.reason.as_str());
+            if *current && ready.status == "False" && !transient {
                 return Some((
                     Phase::Failed,
                     Summary::Stalled {

@@ -83,6 +83,8 @@ fn what_the_workloads_did_decides_phase_and_ready() {
         ("crash loop", flux_env(), applied(pods(true, "pod p container api: CrashLoopBackOff"), None), Phase::Failed, Reason::RolloutStuck, true, 15),
         ("no HelmRelease yet", flux_env(), applied(running(), Some(HelmRelease::Missing { name: "api/api".into() })), Phase::Applied, Reason::WaitingForHelmRelease, false, 3),
         ("HelmRelease failed", flux_env(), applied(running(), helm(true, "False", "InstallFailed")), Phase::Failed, Reason::HelmReleaseFailed, true, 30),
+        ("HelmRelease waits for its chart", flux_env(), applied(running(), helm(true, "False", "SourceNotReady")), Phase::Applied, Reason::WaitingForHelmRelease, false, 3),
+        ("HelmRelease waits for a dependency", flux_env(), applied(running(), helm(true, "False", "DependencyNotReady")), Phase::Applied, Reason::WaitingForHelmRelease, false, 3),
         ("HelmRelease behind", flux_env(), applied(running(), helm(false, "False", "InstallFailed")), Phase::Applied, Reason::WaitingForHelmRelease, false, 3),
         ("HelmRelease ready", flux_env(), applied(running(), helm(true, "True", "InstallSucceeded")), Phase::Ready, Reason::Applied, false, 600),
     ]);
