@@ -269,10 +269,10 @@ fn judge_cluster(
         now.clone(),
     );
     if let Some(verdict) = judge_helm(cluster.helm.as_ref()) {
-        return verdict;
+        return pace(st, verdict, now);
     }
     if let Some(verdict) = judge_deployments(st, cluster) {
-        return verdict;
+        return pace(st, verdict, now);
     }
     record_history(st, rel, &w.commit, now, limit);
     (
@@ -376,8 +376,29 @@ fn rolling(reason: Reason, message: String) -> Option<Verdict> {
     Some((
         Phase::Applied,
         Summary::Progressing { reason, message },
-        Requeue::After(Duration::from_secs(3)),
+        Requeue::After(ROLLING),
     ))
+}
+
+/// How often a rollout is looked at: every second in its first 20 s (most finish there, and
+/// `Ready` should follow at once), every 5 s after that (a slow rollout of many Releases
+/// must not cost the API server several reads per Release per second).
+const ROLLING: Duration = Duration::from_secs(1);
+const ROLLING_SLOW: Duration = Duration::from_secs(5);
+
+fn pace(st: &ReleaseStatus, verdict: Verdict, now: &Time) -> Verdict {
+    let (phase, summary, requeue) = verdict;
+    let applied_for = st
+        .conditions
+        .iter()
+        .find(|c| c.type_ == api::APPLIED)
+        .map(|c| (now.0 - c.last_transition_time.0).get_seconds())
+        .unwrap_or(0);
+    let requeue = match requeue {
+        Requeue::After(d) if d == ROLLING && applied_for > 20 => Requeue::After(ROLLING_SLOW),
+        other => other,
+    };
+    (phase, summary, requeue)
 }
 
 /// Ready=False reasons of a HelmRelease that helm-controller retries by itself.

@@ -78,14 +78,14 @@ fn what_flux_did_with_the_commit_decides_phase_and_ready() {
 fn what_the_workloads_did_decides_phase_and_ready() {
     let pods = |stuck: bool, text: &str| Some(vec![deployment(2, 1, vec![(stuck, text.to_string())])]);
     check_rows(vec![
-        ("rolling out", flux_env(), applied(Some(vec![deployment(2, 1, vec![])]), None), Phase::Applied, Reason::RollingOut, false, 3),
-        ("unschedulable", flux_env(), applied(pods(false, "pod p: 0/1 nodes"), None), Phase::Applied, Reason::RollingOut, false, 3),
+        ("rolling out", flux_env(), applied(Some(vec![deployment(2, 1, vec![])]), None), Phase::Applied, Reason::RollingOut, false, 1),
+        ("unschedulable", flux_env(), applied(pods(false, "pod p: 0/1 nodes"), None), Phase::Applied, Reason::RollingOut, false, 1),
         ("crash loop", flux_env(), applied(pods(true, "pod p container api: CrashLoopBackOff"), None), Phase::Failed, Reason::RolloutStuck, true, 15),
-        ("no HelmRelease yet", flux_env(), applied(running(), Some(HelmRelease::Missing { name: "api/api".into() })), Phase::Applied, Reason::WaitingForHelmRelease, false, 3),
+        ("no HelmRelease yet", flux_env(), applied(running(), Some(HelmRelease::Missing { name: "api/api".into() })), Phase::Applied, Reason::WaitingForHelmRelease, false, 1),
         ("HelmRelease failed", flux_env(), applied(running(), helm(true, "False", "InstallFailed")), Phase::Failed, Reason::HelmReleaseFailed, true, 30),
-        ("HelmRelease waits for its chart", flux_env(), applied(running(), helm(true, "False", "SourceNotReady")), Phase::Applied, Reason::WaitingForHelmRelease, false, 3),
-        ("HelmRelease waits for a dependency", flux_env(), applied(running(), helm(true, "False", "DependencyNotReady")), Phase::Applied, Reason::WaitingForHelmRelease, false, 3),
-        ("HelmRelease behind", flux_env(), applied(running(), helm(false, "False", "InstallFailed")), Phase::Applied, Reason::WaitingForHelmRelease, false, 3),
+        ("HelmRelease waits for its chart", flux_env(), applied(running(), helm(true, "False", "SourceNotReady")), Phase::Applied, Reason::WaitingForHelmRelease, false, 1),
+        ("HelmRelease waits for a dependency", flux_env(), applied(running(), helm(true, "False", "DependencyNotReady")), Phase::Applied, Reason::WaitingForHelmRelease, false, 1),
+        ("HelmRelease behind", flux_env(), applied(running(), helm(false, "False", "InstallFailed")), Phase::Applied, Reason::WaitingForHelmRelease, false, 1),
         ("HelmRelease ready", flux_env(), applied(running(), helm(true, "True", "InstallSucceeded")), Phase::Ready, Reason::Applied, false, 600),
     ]);
 }
@@ -146,4 +146,38 @@ fn the_reconcile_after_a_push_decides_the_same_status() {
         progress: Progress::InGit(written, Box::new(Ok(Cluster::default()))),
     });
     assert_eq!(again.status, first.status, "a second status write");
+}
+
+/// A rollout is looked at every second at first, every 5 s once it has taken 20 s.
+#[test]
+fn a_slow_rollout_is_looked_at_less_often() {
+    let env = flux_env();
+    let rolling = || applied(Some(vec![deployment(2, 1, vec![])]), None);
+    let (mut rel, first) = after_push(&env, Ok(rolling()));
+    assert_eq!(first.status.phase, Phase::Applied);
+    assert_eq!(first.requeue, Requeue::After(Duration::from_secs(1)));
+    rel.status = Some(first.status.clone());
+    let again = |secs: i64| {
+        let obs = observed(&rel, env.clone(), Some(None));
+        let rendered = obs.rendered.as_ref().unwrap().as_ref().unwrap();
+        let git = obs.git.as_ref().unwrap().as_ref().unwrap();
+        let written = Written {
+            env: &env,
+            rendered,
+            creds: &git.creds,
+            target: Target::of(&env),
+            commit: "12345678".repeat(5),
+            pushed: false,
+            drift: Some(vec![]),
+        };
+        status(&Facts {
+            release: &rel,
+            now: at(3000 + secs),
+            rendered: obs.rendered.as_ref(),
+            progress: Progress::InGit(written, Box::new(Ok(rolling()))),
+        })
+        .requeue
+    };
+    assert_eq!(again(10), Requeue::After(Duration::from_secs(1)));
+    assert_eq!(again(30), Requeue::After(Duration::from_secs(5)));
 }
