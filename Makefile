@@ -4,18 +4,21 @@ SHELL := /bin/bash
 CARGO ?= cargo
 E2E := e2e
 
-.PHONY: help deps build release crds fmt lint chart-readme unit check-crds e2e test cluster-up cluster-down run bench clean
+.PHONY: help deps deps-rust build release crds fmt lint chart-readme unit check-crds e2e test cluster-up cluster-down run bench clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
 
-deps: ## Install missing Debian packages and Rust components.
+deps: ## Install what the local control plane needs (Debian packages, Go check) and the Rust components.
 	@scripts/deps.sh
 
-build: deps ## Build the tumbler binary (debug).
+deps-rust: ## Install only what building and unit tests need (C toolchain, rustfmt, clippy); no Go.
+	@scripts/deps.sh rust
+
+build: deps-rust ## Build the tumbler binary (debug).
 	$(CARGO) build --locked
 
-release: deps ## Build the release binary (target/release/tumbler).
+release: deps-rust ## Build the release binary (target/release/tumbler).
 	$(CARGO) build --locked --release
 
 crds: ## Regenerate crds/ (and its copies in the chart and config/crd) from the Rust types.
@@ -29,12 +32,12 @@ chart-readme: ## Regenerate the values table of charts/tumbler/README.md from va
 fmt: ## Format the code.
 	$(CARGO) fmt
 
-lint: deps ## rustfmt check, clippy with warnings as errors, the chart README is current.
+lint: deps-rust ## rustfmt check, clippy with warnings as errors, the chart README is current.
 	$(CARGO) fmt --check
 	python3 hack/chart-readme.py --check
 	$(CARGO) clippy --locked --all-targets --features e2e -- -D warnings
 
-unit: deps ## Unit tests and the API tests (serde, schemas, CRD drift); no cluster needed.
+unit: deps-rust ## Unit tests and the API tests (serde, schemas, CRD drift); no cluster needed.
 	$(CARGO) test --locked
 
 check-crds: ## Fail when crds/ differs from what `tumbler crds` generates.
@@ -51,7 +54,7 @@ cluster-up: deps ## Start etcd, kube-apiserver, Flux and a git server on loopbac
 cluster-down: ## Stop everything cluster-up started.
 	$(E2E)/cluster.sh down
 
-bench: deps ## Speed and memory measurements (DESIGN.md targets), against the local control plane.
+bench: deps ## Speed and memory measurements (the targets of the summary table), against the local control plane.
 	$(CARGO) build --locked --release --features e2e --benches --bins
 	$(E2E)/with-cluster.sh $(CARGO) bench --locked --features e2e --bench tumbler
 

@@ -1,4 +1,5 @@
-//! `make bench`: the speed and memory targets of DESIGN.md, measured (never asserted).
+//! `make bench`: Tumbler's speed and memory targets, measured (never asserted), ending with
+//! one table (target, measured, reference, ratio) also written as JSON under target/bench/.
 //! Needs the local control plane (`e2e/with-cluster.sh` runs it): the git server for the
 //! writer, the API server for the controller. Sizes can be lowered with BENCH_* variables.
 

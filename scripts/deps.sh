@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
-# Installs what a fresh machine lacks to build and test Tumbler: Debian packages for the
-# control plane and the git server, and the rustfmt/clippy components. Idempotent and quiet
-# when everything is present.
+# Installs what a fresh machine lacks to build and test Tumbler. Idempotent and quiet when
+# everything is present.
+#   scripts/deps.sh rust   what building, linting and unit-testing need: a C toolchain and
+#                          perl (vendored libgit2/OpenSSL), rustfmt and clippy. No Go.
+#   scripts/deps.sh        that, plus what the local control plane and the git server need
+#                          (git with http-backend, openssl, python3, curl) and Go.
 set -euo pipefail
+mode=${1:-all}
 
 need=()
-for cmd in git openssl python3 curl perl make gcc; do
+cmds=(perl make gcc)
+[ "$mode" = rust ] || cmds+=(git openssl python3 curl)
+for cmd in "${cmds[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || need+=("$cmd")
 done
 # git http-backend ships with git-core; check it explicitly.
-if command -v git >/dev/null 2>&1 && [ ! -x "$(git --exec-path)/git-http-backend" ]; then
+if [ "$mode" != rust ] && command -v git >/dev/null 2>&1 && [ ! -x "$(git --exec-path)/git-http-backend" ]; then
   need+=(git)
 fi
 if [ ${#need[@]} -gt 0 ]; then
@@ -18,7 +24,9 @@ if [ ${#need[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-command -v go >/dev/null 2>&1 || { echo "deps: Go is required (go1.26) and is not on PATH" >&2; exit 1; }
+if [ "$mode" != rust ]; then
+  command -v go >/dev/null 2>&1 || { echo "deps: Go is required (go1.26) to build the local control plane and is not on PATH" >&2; exit 1; }
+fi
 if command -v rustup >/dev/null 2>&1; then
   cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
   cargo clippy --version >/dev/null 2>&1 || rustup component add clippy

@@ -1,5 +1,4 @@
 #![forbid(unsafe_code)]
-#![deny(warnings)]
 
 use clap::Parser;
 
