@@ -136,22 +136,22 @@ pub struct TemplateSource {
     /// CPU and memory requests and limits of the container. Default: none (the namespace's
     /// LimitRange, if any, applies).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resources: Option<Resources>,
+    pub resources: Option<Box<Resources>>,
     /// Liveness, readiness and startup probes of the container. Default: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub probes: Option<Probes>,
+    pub probes: Option<Box<Probes>>,
     /// The Service in front of the ports; on by default when there are ports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub service: Option<ServiceSpec>,
+    pub service: Option<Box<ServiceSpec>>,
     /// An Ingress to the Service's first port. Default: none. Needs `ports`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ingress: Option<IngressSpec>,
+    pub ingress: Option<Box<IngressSpec>>,
     /// A HorizontalPodAutoscaler on CPU, which then owns the replica count. Default: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub autoscaling: Option<Autoscaling>,
+    pub autoscaling: Option<Box<Autoscaling>>,
     /// A PodDisruptionBudget for the pods. Default: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub disruption_budget: Option<DisruptionBudget>,
+    pub disruption_budget: Option<Box<DisruptionBudget>>,
     /// Create a ServiceAccount named after the app and run the pods as it, with its token
     /// mounted. Default false: the pods run as the namespace's `default` account, without a
     /// token.
