@@ -569,7 +569,7 @@ async fn bench_ready(cache: &Path, report: &Report) {
         ));
         let _ = controller.kill();
         let _ = controller.wait();
-        let _ = namespaces.delete(&ns, &Default::default()).await;
+        controller::drop_namespace(&client, &ns).await;
     }
     let ((p50, p90, runs), (old50, old90, old_runs)) = (results[0], results[1]);
     let (k50, k90, k_runs) = results[2];
@@ -608,6 +608,9 @@ async fn main() {
     let run = |name: &str| only.is_empty() || only.split(',').any(|o| o == name);
     let tmp = tempfile::tempdir().unwrap();
     let report = Report::default();
+    if let Ok(client) = kube::Client::try_default().await {
+        controller::drop_leftovers(&client).await;
+    }
     if run("render") {
         bench_render();
     }

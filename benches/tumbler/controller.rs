@@ -81,13 +81,66 @@ async fn namespace(client: &kube::Client, name: &str) {
 }
 
 /// Deletes a namespace and waits until it is gone, so that its deletion does not load the
-/// API server during the next measurement.
-async fn drop_namespace(client: &kube::Client, name: &str) {
+/// API server during the next measurement. The controllers are stopped by then, so the
+/// finalizers of Releases and Environments are taken off first (or the namespace would hang
+/// in Terminating for ever).
+pub async fn drop_namespace(client: &kube::Client, name: &str) {
+    strip_finalizers::<Release>(client, name).await;
+    strip_finalizers::<Environment>(client, name).await;
     let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
     let _ = namespaces.delete(name, &Default::default()).await;
     let deadline = Instant::now() + Duration::from_secs(180);
     while Instant::now() < deadline && matches!(namespaces.get_opt(name).await, Ok(Some(_))) {
         tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn strip_finalizers<K>(client: &kube::Client, ns: &str)
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), ns);
+    let Ok(list) = api.list_metadata(&ListParams::default()).await else {
+        return;
+    };
+    let names: Vec<String> = list
+        .items
+        .into_iter()
+        .filter(|o| {
+            o.metadata
+                .finalizers
+                .as_ref()
+                .is_some_and(|f| !f.is_empty())
+        })
+        .filter_map(|o| o.metadata.name)
+        .collect();
+    let patch = json!({"metadata": {"finalizers": null}});
+    for chunk in names.chunks(100) {
+        let futs = chunk.iter().map(|n| {
+            let (api, patch) = (api.clone(), patch.clone());
+            async move {
+                let _ = api
+                    .patch(n, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await;
+            }
+        });
+        futures::future::join_all(futs).await;
+    }
+}
+
+/// Namespaces earlier runs left behind (a run stopped half-way).
+pub async fn drop_leftovers(client: &kube::Client) {
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    let Ok(list) = namespaces.list_metadata(&ListParams::default()).await else {
+        return;
+    };
+    for ns in list.items.into_iter().filter_map(|n| n.metadata.name) {
+        if ns.starts_with("bench-") {
+            drop_namespace(client, &ns).await;
+        }
     }
 }
 
