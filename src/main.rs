@@ -1,9 +1,8 @@
 #![forbid(unsafe_code)]
 
-use clap::Parser;
-
 fn main() -> std::process::ExitCode {
-    let cli = tumbler::cli::Cli::parse();
+    // Run as `kubectl-tumbler` (the kubectl plugin), usage and help say `kubectl tumbler`.
+    let cli = tumbler::cli::try_parse_from(std::env::args_os()).unwrap_or_else(|e| e.exit());
     match tumbler::cli::run(cli) {
         Ok(code) => code,
         Err(err) => {

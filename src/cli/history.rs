@@ -2,10 +2,11 @@
 
 use std::path::{Path, PathBuf};
 
-use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
+use super::KubeArgs;
 use crate::api::{Environment, Release};
 use crate::gitops::{Author, LogEntry, RepoKey, Writer, WriterOptions};
 use crate::{Error, Result};
@@ -13,7 +14,8 @@ use crate::{Error, Result};
 /// Options of `tumbler log`.
 #[derive(Debug, clap::Args)]
 pub struct LogArgs {
-    /// The Environment whose log to show.
+    /// The Environment whose log to show (default: every Environment of the namespace, or
+    /// with -A of every namespace; with -A this name in every namespace).
     #[arg(long, short = 'e')]
     pub environment: Option<String>,
     /// Only this app.
@@ -22,9 +24,6 @@ pub struct LogArgs {
     /// At most this many entries.
     #[arg(long, default_value_t = 20)]
     pub limit: usize,
-    /// Namespace of the Environment (default: the kubeconfig context's).
-    #[arg(long, short = 'n')]
-    pub namespace: Option<String>,
     /// Read a local clone instead of asking the cluster (no kubeconfig needed).
     #[arg(long)]
     pub repo: Option<PathBuf>,
@@ -39,22 +38,31 @@ pub struct LogArgs {
     /// the Environment's commit author is used.
     #[arg(long)]
     pub committer: Option<String>,
-    /// Output: `table` or `json`.
-    #[arg(long, short = 'o', default_value = "table")]
-    pub output: String,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+/// What `tumbler log` prints.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    /// Columns for people.
+    #[default]
+    Table,
+    /// A JSON array of entries.
+    Json,
+    /// A YAML sequence of entries (the same fields as JSON).
+    Yaml,
 }
 
 /// Options of `tumbler rollback`.
 #[derive(Debug, clap::Args)]
 pub struct RollbackArgs {
-    /// The Release to roll back.
+    /// The Release to roll back (in -n, default: the context's namespace).
     pub release: String,
     /// A version from `tumbler log`, or a commit (prefix).
     #[arg(long)]
     pub to: String,
-    /// Namespace of the Release (default: the kubeconfig context's).
-    #[arg(long, short = 'n')]
-    pub namespace: Option<String>,
 }
 
 fn err(msg: impl Into<String>) -> Error {
@@ -76,15 +84,6 @@ fn cache_dir() -> PathBuf {
 
 fn whoami() -> String {
     std::env::var("USER").unwrap_or_else(|_| "user".into())
-}
-
-async fn client_and_ns(namespace: Option<String>) -> Result<(Client, String)> {
-    let config = kube::Config::infer()
-        .await
-        .map_err(|e| err(format!("kubeconfig: {e}")))?;
-    let ns = namespace.unwrap_or_else(|| config.default_namespace.clone());
-    let client = Client::try_from(config).map_err(|e| err(format!("kube client: {e}")))?;
-    Ok((client, ns))
 }
 
 async fn environment_log(
@@ -148,19 +147,51 @@ async fn environment_log(
     Ok((entries, applied, key, creds, writer))
 }
 
-/// Per log entry, whether Flux applied its commit (`None`: not known).
-type Applied = Vec<Option<bool>>;
+/// One line of the log: the entry, the Environment it is from (cluster logs) and whether
+/// Flux applied its commit (`None`: not known).
+#[derive(Debug, serde::Serialize)]
+struct Row {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    environment: Option<EnvRef>,
+    entry: LogEntry,
+    applied: Option<bool>,
+}
 
-pub fn log(args: LogArgs) -> Result<()> {
+#[derive(Clone, Debug, serde::Serialize)]
+struct EnvRef {
+    namespace: String,
+    name: String,
+}
+
+pub fn log(flags: &KubeArgs, args: LogArgs) -> Result<()> {
     // A local clone needs no runtime: the command stays as quick as the read.
-    let (entries, marks) = match &args.repo {
-        Some(repo) => local_log(repo, &args)?,
-        None => runtime()?.block_on(cluster_log(&args))?,
+    let (rows, failed) = match &args.repo {
+        Some(repo) => {
+            if flags.namespace.is_some() || flags.all_namespaces {
+                return Err(err(
+                    "--repo reads a local clone: -n/-A do not apply (--path selects the Environment folder)",
+                ));
+            }
+            (local_log(repo, &args)?, 0)
+        }
+        None => runtime()?.block_on(cluster_log(flags, &args))?,
     };
-    if args.output == "json" {
-        print_json(&entries, &marks);
-    } else {
-        print_table(&entries, &marks);
+    match args.output {
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).map_err(|e| err(e.to_string()))?
+        ),
+        Output::Yaml => print!("{}", serde_saphyr::to_string(&rows)?),
+        Output::Table => print_table(
+            &rows,
+            flags.all_namespaces,
+            args.environment.is_none() && args.repo.is_none(),
+        ),
+    }
+    if failed > 0 {
+        return Err(err(format!(
+            "the log of {failed} Environment(s) could not be read (above)"
+        )));
     }
     Ok(())
 }
@@ -181,7 +212,7 @@ fn parse_identity(s: &str) -> Result<Author> {
 }
 
 /// The log of a local clone (`--repo`); whether Flux applied a commit is not known there.
-fn local_log(repo: &Path, args: &LogArgs) -> Result<(Vec<LogEntry>, Applied)> {
+fn local_log(repo: &Path, args: &LogArgs) -> Result<Vec<Row>> {
     let committer = args.committer.as_deref().map(parse_identity).transpose()?;
     let entries = crate::gitops::log(
         repo,
@@ -192,74 +223,160 @@ fn local_log(repo: &Path, args: &LogArgs) -> Result<(Vec<LogEntry>, Applied)> {
         committer.as_ref(),
     )
     .map_err(|e| err(e.to_string()))?;
-    let marks = vec![None; entries.len()];
-    Ok((entries, marks))
+    Ok(entries
+        .into_iter()
+        .map(|entry| Row {
+            environment: None,
+            entry,
+            applied: None,
+        })
+        .collect())
 }
 
-/// The log of an Environment in the cluster, each entry marked with whether Flux applied
-/// its commit.
-async fn cluster_log(args: &LogArgs) -> Result<(Vec<LogEntry>, Applied)> {
-    let name = args
-        .environment
-        .clone()
-        .ok_or_else(|| err("--environment is required (or --repo PATH for a local clone)"))?;
-    let (client, ns) = client_and_ns(args.namespace.clone()).await?;
-    let env = Api::<Environment>::namespaced(client.clone(), &ns)
-        .get_opt(&name)
-        .await
-        .map_err(|e| err(e.to_string()))?
-        .ok_or_else(|| {
-            err(format!(
-                "Environment {name:?} not found in namespace {ns:?}"
-            ))
-        })?;
+/// The log of the Environments in the cluster that the flags select (`-e` in the namespace,
+/// every one of the namespace, or with `-A` of every namespace), newest first, each entry
+/// marked with whether Flux applied its commit. With several Environments one that cannot
+/// be read is reported on stderr and counted, and the others are shown.
+async fn cluster_log(flags: &KubeArgs, args: &LogArgs) -> Result<(Vec<Row>, usize)> {
+    let (client, ns) = flags.client_and_namespace().await?;
+    let envs: Vec<Environment> = match (&args.environment, flags.all_namespaces) {
+        (Some(name), false) => vec![
+            Api::<Environment>::namespaced(client.clone(), &ns)
+                .get_opt(name)
+                .await
+                .map_err(|e| err(e.to_string()))?
+                .ok_or_else(|| {
+                    err(format!(
+                        "Environment {name:?} not found in namespace {ns:?}"
+                    ))
+                })?,
+        ],
+        (name, all) => {
+            let api = if all {
+                Api::<Environment>::all(client.clone())
+            } else {
+                Api::<Environment>::namespaced(client.clone(), &ns)
+            };
+            let list = api
+                .list(&ListParams::default())
+                .await
+                .map_err(|e| err(e.to_string()))?;
+            let envs: Vec<Environment> = list
+                .items
+                .into_iter()
+                .filter(|e| name.as_ref().is_none_or(|n| &e.name_any() == n))
+                .collect();
+            if envs.is_empty() {
+                let what = match name {
+                    Some(n) => format!("no Environment {n:?}"),
+                    None => "no Environment".into(),
+                };
+                let scope = if all {
+                    "in any namespace".to_string()
+                } else {
+                    format!("in namespace {ns:?}")
+                };
+                return Err(err(format!("{what} {scope}")));
+            }
+            envs
+        }
+    };
+    let several = envs.len() > 1;
+    let mut rows = vec![];
+    let mut failed = 0;
+    for env in &envs {
+        let at = EnvRef {
+            namespace: env.namespace().unwrap_or_default(),
+            name: env.name_any(),
+        };
+        match environment_rows(&client, env, args).await {
+            Ok(mut r) => {
+                for row in &mut r {
+                    row.environment = Some(at.clone());
+                }
+                rows.extend(r);
+            }
+            Err(e) if several => {
+                eprintln!("tumbler: Environment {}/{}: {e}", at.namespace, at.name);
+                failed += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    // Newest first across Environments; each contributed at most `limit`.
+    rows.sort_by_key(|r| std::cmp::Reverse(r.entry.time));
+    rows.truncate(args.limit);
+    Ok((rows, failed))
+}
+
+/// The log of one Environment, each entry marked with whether Flux applied its commit.
+async fn environment_rows(client: &Client, env: &Environment, args: &LogArgs) -> Result<Vec<Row>> {
     let (entries, applied, key, creds, writer) =
-        environment_log(&client, &env, args.app.as_deref(), args.limit).await?;
-    let mut marks = vec![];
-    for e in &entries {
-        marks.push(match &applied {
+        environment_log(client, env, args.app.as_deref(), args.limit).await?;
+    let mut rows = vec![];
+    for entry in entries {
+        let applied = match &applied {
             Some(a) => Some(
                 writer
-                    .is_ancestor(key.clone(), creds.clone(), &e.commit, a)
+                    .is_ancestor(key.clone(), creds.clone(), &entry.commit, a)
                     .await
                     .unwrap_or(false),
             ),
             None => None,
+        };
+        rows.push(Row {
+            environment: None,
+            entry,
+            applied,
         });
     }
-    Ok((entries, marks))
+    Ok(rows)
 }
 
-fn print_json(entries: &[LogEntry], marks: &[Option<bool>]) {
-    let rows: Vec<_> = entries
-        .iter()
-        .zip(marks)
-        .map(|(e, m)| json!({"entry": e, "applied": m}))
-        .collect();
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&rows).unwrap_or_default()
-    );
-}
-
-fn print_table(entries: &[LogEntry], marks: &[Option<bool>]) {
-    println!(
-        "{:<9} {:<20} {:<10} {:<16} {:<16} {:<9} {:<8} RELEASE",
-        "COMMIT", "TIME", "APP", "VERSION", "AUTHOR", "ACTION", "APPLIED"
-    );
-    for (e, m) in entries.iter().zip(marks) {
+/// The table: NAMESPACE with `-A`, ENVIRONMENT when more than one may be shown.
+fn print_table(rows: &[Row], namespaces: bool, environments: bool) {
+    let mut out = String::new();
+    let env_cols = |ns: &str, env: &str| {
+        let mut s = String::new();
+        if namespaces {
+            s.push_str(&format!("{ns:<16} "));
+        }
+        if environments {
+            s.push_str(&format!("{env:<16} "));
+        }
+        s
+    };
+    out.push_str(&format!(
+        "{}{:<9} {:<20} {:<10} {:<16} {:<16} {:<9} {:<8} RELEASE\n",
+        env_cols("NAMESPACE", "ENVIRONMENT"),
+        "COMMIT",
+        "TIME",
+        "APP",
+        "VERSION",
+        "AUTHOR",
+        "ACTION",
+        "APPLIED"
+    ));
+    for row in rows {
+        let e = &row.entry;
         let time = jiff::Timestamp::from_second(e.time)
             .map(|t| t.strftime("%Y-%m-%d %H:%M:%S").to_string())
             .unwrap_or_default();
         let author = e.author.split(" <").next().unwrap_or_default();
-        let applied = match m {
+        let applied = match row.applied {
             Some(true) => "yes",
             Some(false) => "no",
             None => "-",
         };
-        println!(
-            "{:<9} {:<20} {:<10} {:<16} {:<16} {:<9} {:<8} {}",
-            &e.commit[..8],
+        let (ns, env) = row
+            .environment
+            .as_ref()
+            .map(|r| (r.namespace.as_str(), r.name.as_str()))
+            .unwrap_or(("-", "-"));
+        out.push_str(&format!(
+            "{}{:<9} {:<20} {:<10} {:<16} {:<16} {:<9} {:<8} {}\n",
+            env_cols(ns, env),
+            &e.commit[..8.min(e.commit.len())],
             time,
             e.app,
             e.version,
@@ -267,13 +384,19 @@ fn print_table(entries: &[LogEntry], marks: &[Option<bool>]) {
             e.action,
             applied,
             e.release
-        );
+        ));
     }
+    print!("{out}");
 }
 
-pub fn rollback(args: RollbackArgs) -> Result<()> {
+pub fn rollback(flags: &KubeArgs, args: RollbackArgs) -> Result<()> {
+    if flags.all_namespaces {
+        return Err(err(
+            "rollback: -A does not apply; -n names the Release's namespace",
+        ));
+    }
     runtime()?.block_on(async move {
-        let (client, ns) = client_and_ns(args.namespace.clone()).await?;
+        let (client, ns) = flags.client_and_namespace().await?;
         let releases = Api::<Release>::namespaced(client.clone(), &ns);
         let rel = releases.get_opt(&args.release).await.map_err(|e| err(e.to_string()))?.ok_or_else(|| err(format!("Release {:?} not found in namespace {ns:?}", args.release)))?;
         let env = Api::<Environment>::namespaced(client.clone(), &ns)

@@ -2,6 +2,7 @@
 //! kube-apiserver and a real git server on loopback. Run with `make e2e`.
 
 mod api;
+mod cli;
 mod dashboards;
 mod flux;
 mod harness;
