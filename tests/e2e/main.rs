@@ -32,9 +32,7 @@ async fn release_is_rendered_committed_and_pushed_with_trailers() {
     )
     .await;
 
-    let rel = s
-        .wait_release("api", "Ready=True (Committed)", committed)
-        .await;
+    let rel = s.wait_release("api", "Committed=True", committed).await;
     let st = rel.status.clone().unwrap();
     assert_eq!(st.phase, Phase::Committed);
     let commit = st.commit.clone().unwrap();
@@ -81,7 +79,7 @@ async fn release_is_rendered_committed_and_pushed_with_trailers() {
 
     let events = s.event_reasons("Release", "api").await;
     assert!(
-        events.iter().any(|r| r == "Committed"),
+        events.iter().any(|r| r == "NotVerified"),
         "events: {events:?}"
     );
     let env = s
@@ -92,6 +90,55 @@ async fn release_is_rendered_committed_and_pushed_with_trailers() {
         })
         .await;
     assert!(tumbler::api::Conditioned::is_true(&env, "Ready"));
+    s.finish().await;
+}
+
+/// Without Flux, `kubectl wait --for=condition=Ready` never passes on a guess; waiting for
+/// `Committed` does, and the Environment says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_flux_kubectl_wait_for_ready_fails_and_for_committed_passes() {
+    let s = Scenario::new("unverified").await;
+    let url = new_repo(&s.ns, false);
+    s.apply(&s.environments(), environment("staging", &url, json!({})))
+        .await;
+    s.apply(
+        &s.releases(),
+        template_release("api", "staging", "api", "1.0.0"),
+    )
+    .await;
+    let wait = |condition: &str, timeout: &str| {
+        kubectl(
+            &[
+                "wait",
+                "-n",
+                &s.ns,
+                &format!("--for=condition={condition}"),
+                "release/api",
+                &format!("--timeout={timeout}"),
+            ],
+            None,
+        )
+    };
+    let (ok, out) = wait("Committed", "60s");
+    assert!(
+        ok,
+        "waiting for Committed failed: {out}\n{}",
+        s.log_tail(30)
+    );
+    let (ok, out) = wait("Ready", "10s");
+    assert!(!ok, "Ready without Flux must not pass: {out}");
+    let rel = s.wait_release("api", "NotVerified", committed).await;
+    let ready = cond(&rel, "Ready").unwrap();
+    assert!(ready.message.contains("not verified"), "{}", ready.message);
+    assert!(cond(&rel, "Reconciling").is_none() && cond(&rel, "Stalled").is_none());
+    s.wait_environment("staging", "FluxReady=False NoFluxKustomization", |e| {
+        e.status.as_ref().is_some_and(|st| {
+            st.conditions.iter().any(|c| {
+                c.type_ == "FluxReady" && c.status == "False" && c.reason == "NoFluxKustomization"
+            })
+        })
+    })
+    .await;
     s.finish().await;
 }
 
