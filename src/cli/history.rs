@@ -57,6 +57,10 @@ pub struct RollbackArgs {
     pub namespace: Option<String>,
 }
 
+/// The field manager of `tumbler rollback`'s patch: the `Tumbler-Requested-By` of the
+/// rollback commit.
+pub const ROLLBACK_MANAGER: &str = "tumbler-rollback";
+
 fn err(msg: impl Into<String>) -> Error {
     Error::Usage(msg.into())
 }
@@ -244,8 +248,8 @@ fn print_json(entries: &[LogEntry], marks: &[Option<bool>]) {
 
 fn print_table(entries: &[LogEntry], marks: &[Option<bool>]) {
     println!(
-        "{:<9} {:<20} {:<10} {:<16} {:<16} {:<9} {:<8} RELEASE",
-        "COMMIT", "TIME", "APP", "VERSION", "AUTHOR", "ACTION", "APPLIED"
+        "{:<9} {:<20} {:<10} {:<16} {:<16} {:<9} {:<8} {:<26} RELEASE",
+        "COMMIT", "TIME", "APP", "VERSION", "AUTHOR", "ACTION", "APPLIED", "REQUESTED BY"
     );
     for (e, m) in entries.iter().zip(marks) {
         let time = jiff::Timestamp::from_second(e.time)
@@ -257,8 +261,13 @@ fn print_table(entries: &[LogEntry], marks: &[Option<bool>]) {
             Some(false) => "no",
             None => "-",
         };
+        let requested_by = if e.requested_by.is_empty() {
+            "-"
+        } else {
+            e.requested_by.as_str()
+        };
         println!(
-            "{:<9} {:<20} {:<10} {:<16} {:<16} {:<9} {:<8} {}",
+            "{:<9} {:<20} {:<10} {:<16} {:<16} {:<9} {:<8} {:<26} {}",
             &e.commit[..8],
             time,
             e.app,
@@ -266,6 +275,7 @@ fn print_table(entries: &[LogEntry], marks: &[Option<bool>]) {
             author,
             e.action,
             applied,
+            requested_by,
             e.release
         );
     }
@@ -302,7 +312,7 @@ pub fn rollback(args: RollbackArgs) -> Result<()> {
             {"op": "add", "path": format!("/metadata/annotations/{}", crate::api::ROLLBACK_ANNOTATION.replace('/', "~1")), "value": format!("{} -> {}", rel.spec.version, version)},
         ]);
         let patch: json_patch::Patch = serde_json::from_value(patch).map_err(|e| err(e.to_string()))?;
-        releases.patch(&args.release, &PatchParams::default(), &Patch::<()>::Json(patch)).await.map_err(|e| err(e.to_string()))?;
+        releases.patch(&args.release, &PatchParams { field_manager: Some(ROLLBACK_MANAGER.into()), ..PatchParams::default() }, &Patch::<()>::Json(patch)).await.map_err(|e| err(e.to_string()))?;
         println!("release.tumbler.dev/{} rolled back from {} to {} (spec of commit {})", args.release, rel.spec.version, version, &target.commit[..8]);
         Ok(())
     })

@@ -205,6 +205,12 @@ async fn rollback_restores_an_earlier_version_and_the_log_shows_it() {
         msg.starts_with("rollback api to 1.0.0") && msg.contains("Tumbler-Action: rollback"),
         "{msg}"
     );
+    // The rollback's spec patch is `tumbler rollback`'s; the releases before were the
+    // harness's server-side applies (field manager `e2e`).
+    assert!(
+        msg.contains("Tumbler-Requested-By: tumbler-rollback"),
+        "{msg}"
+    );
 
     let (ok, out) = tumbler(&["log", "-e", "staging", "-n", &s.ns]);
     assert!(ok, "{out}");
@@ -216,6 +222,11 @@ async fn rollback_restores_an_earlier_version_and_the_log_shows_it() {
     );
     assert!(
         lines[2].contains("2.0.0") && lines[3].contains("1.0.0"),
+        "{out}"
+    );
+    assert!(lines[0].contains("REQUESTED BY"), "{out}");
+    assert!(
+        lines[1].contains("tumbler-rollback") && lines[2].contains(" e2e "),
         "{out}"
     );
     // The same log from a local clone, without the cluster.

@@ -483,6 +483,7 @@ fn record_history(st: &mut ReleaseStatus, rel: &Release, commit: &str, now: &Tim
             version: rel.spec.version.clone(),
             commit: commit.to_string(),
             applied_at: now.0.to_string(),
+            requested_by: rel.requested_by(),
         },
     );
     st.history.truncate(limit);
