@@ -348,6 +348,12 @@ impl Scenario {
                         self.log_tail(40)
                     );
                 }
+            } else if start.elapsed() > Duration::from_secs(90) {
+                panic!(
+                    "environment {}/{name} not found waiting for {what}\n{}",
+                    self.ns,
+                    self.log_tail(40)
+                );
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
