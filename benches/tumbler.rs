@@ -157,6 +157,7 @@ fn change(app: &str, version: &str) -> Change {
         kind: ChangeKind::Release,
         entry: None,
         replaces: None,
+        requested_by: None,
     }
 }
 

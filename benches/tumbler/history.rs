@@ -122,6 +122,7 @@ fn build_repo(dir: &Path, apps: usize, versions: usize) -> Repository {
                 kind: ChangeKind::Release,
                 entry: None,
                 replaces: None,
+                requested_by: None,
             };
             let deploy = repo
                 .blob(format!("kind: Deployment\nmetadata:\n  name: {app}\nspec:\n  image: registry.example.com/{app}:{version}\n").as_bytes())

@@ -36,7 +36,8 @@ pub struct EnvironmentSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit: Option<CommitSpec>,
     /// The Flux objects that apply `repository.path`, which Tumbler watches to say when a
-    /// Release is applied. Default: none (a Release is Ready once committed).
+    /// Release is applied. Default: none (Releases are committed, never Ready: nothing
+    /// verifies that they are applied).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flux: Option<FluxSpec>,
     /// Default namespace for the apps of this Environment; defaults to the Environment's own
@@ -178,7 +179,8 @@ impl Default for CommitAuthor {
 #[serde(rename_all = "camelCase")]
 pub struct FluxSpec {
     /// Flux Kustomizations (kustomize.toolkit.fluxcd.io/v1) that apply `repository.path`; a
-    /// Release is Ready when they applied its commit. Default: none (Ready once committed).
+    /// Release is Ready when they applied its commit. Default: none (a Release is then
+    /// `Committed=True` but `Ready=False`, reason `NotVerified`).
     #[serde(default)]
     pub kustomizations: Vec<NamespacedObjectRef>,
     /// The Flux GitRepository those Kustomizations read; Tumbler asks it to fetch right after a
@@ -221,7 +223,8 @@ pub struct PolicySpec {
 pub struct EnvironmentStatus {
     /// The conditions, one per type: `Ready` (repository reachable, branch present),
     /// `Reconciling`, `Stalled`, `FluxReady` (the named Kustomizations exist, run and
-    /// succeed) and `HelmPolicyEnforced` (whether Helm charts are held to the policy).
+    /// succeed; False with reason `NoFluxKustomization` when none is named) and
+    /// `HelmPolicyEnforced` (whether Helm charts are held to the policy).
     #[serde(default)]
     pub conditions: Vec<Condition>,
     /// The `metadata.generation` this status describes.

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, FieldsV1, ManagedFieldsEntry};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::CustomResource;
 use schemars::JsonSchema;
@@ -662,8 +662,13 @@ pub struct HistoryEntry {
     pub version: String,
     /// The commit that held it.
     pub commit: String,
-    /// When Tumbler saw it applied (RFC 3339).
+    /// When Tumbler saw it applied (RFC 3339); without Flux, when it was committed.
     pub applied_at: String,
+    /// The field manager that last changed the spec for this version (the commit's
+    /// `Tumbler-Requested-By` trailer): a client name such as `kubectl` or a
+    /// `--field-manager`, not a user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<String>,
 }
 
 impl Conditioned for Release {
@@ -718,5 +723,134 @@ impl Release {
     }
 }
 
+impl Release {
+    /// Who last changed the spec, as Kubernetes records it without an admission webhook:
+    /// the `manager` of the `metadata.managedFields` entry that owns `spec` fields and was
+    /// updated last (status entries own no `spec` field). A manager is the client's name
+    /// (`kubectl --field-manager`, or by default `kubectl-client-side-apply`, `kubectl`,
+    /// `kubectl-edit`, `helm`, Flux's `kustomize-controller`…), not the user who ran it.
+    /// `None` when no entry owns the spec (e.g. managedFields were stripped).
+    pub fn requested_by(&self) -> Option<String> {
+        spec_manager(self.metadata.managed_fields.as_deref()?)
+            .and_then(|e| e.manager.clone())
+            .filter(|m| !m.is_empty())
+    }
+
+    /// Drops `metadata.managedFields` (the bulk of a Release's metadata) but for the entry
+    /// [`Release::requested_by`] reads, with its field set cut to `{"f:spec": {}}`: the
+    /// reflector keeps every Release in memory, and this keeps who asked at a few bytes.
+    pub fn keep_spec_manager_only(&mut self) {
+        let kept = self
+            .metadata
+            .managed_fields
+            .as_deref()
+            .and_then(spec_manager)
+            .map(|e| ManagedFieldsEntry {
+                manager: e.manager.clone(),
+                operation: e.operation.clone(),
+                time: e.time.clone(),
+                fields_type: e.fields_type.clone(),
+                fields_v1: Some(FieldsV1(serde_json::json!({"f:spec": {}}))),
+                ..ManagedFieldsEntry::default()
+            });
+        self.metadata.managed_fields = kept.map(|e| vec![e]);
+    }
+}
+
+/// The managedFields entry owning `spec` fields with the newest time (the later entry on a
+/// tie: the API server appends).
+fn spec_manager(entries: &[ManagedFieldsEntry]) -> Option<&ManagedFieldsEntry> {
+    entries
+        .iter()
+        .filter(|e| {
+            e.subresource.as_deref().unwrap_or_default().is_empty()
+                && e.fields_v1
+                    .as_ref()
+                    .is_some_and(|f| f.0.get("f:spec").is_some())
+        })
+        .enumerate()
+        .max_by_key(|(i, e)| (e.time.as_ref().map(|t| t.0), *i))
+        .map(|(_, e)| e)
+}
+
 /// Annotation `tumbler rollback` sets on a Release: `<from version> -> <restored version>`.
 pub const ROLLBACK_ANNOTATION: &str = "tumbler.dev/rollback";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A Release with these managedFields entries: (manager, operation, time, fieldsV1,
+    /// subresource).
+    fn with_fields(entries: serde_json::Value) -> Release {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "tumbler.dev/v1alpha1", "kind": "Release",
+            "metadata": {"name": "api", "namespace": "team", "managedFields": entries},
+            "spec": {"environment": "staging", "app": "api", "version": "1.0.0",
+                "template": {"image": {"repository": "r", "tag": "1"}}},
+        }))
+        .unwrap()
+    }
+
+    fn entry(manager: &str, time: &str, fields: serde_json::Value) -> serde_json::Value {
+        serde_json::json!({"manager": manager, "operation": "Update", "apiVersion": "tumbler.dev/v1alpha1",
+            "time": time, "fieldsType": "FieldsV1", "fieldsV1": fields})
+    }
+
+    #[test]
+    fn the_requester_is_the_newest_manager_of_spec_fields() {
+        let spec = serde_json::json!({"f:spec": {"f:version": {}}});
+        let rel = with_fields(serde_json::json!([
+            entry("kubectl-client-side-apply", "2026-01-01T00:00:00Z", spec.clone()),
+            entry("ci-bot", "2026-01-02T00:00:00Z", spec.clone()),
+            // Newer, but owns no spec field: a label, the finalizer, the status.
+            entry("kubectl-label", "2026-01-03T00:00:00Z", serde_json::json!({"f:metadata": {"f:labels": {}}})),
+            entry("tumbler", "2026-01-04T00:00:00Z", serde_json::json!({"f:metadata": {"f:finalizers": {}}})),
+            {"manager": "tumbler", "operation": "Apply", "subresource": "status", "time": "2026-01-05T00:00:00Z",
+                "fieldsType": "FieldsV1", "fieldsV1": {"f:status": {"f:phase": {}}}},
+        ]));
+        assert_eq!(rel.requested_by().as_deref(), Some("ci-bot"));
+        // Same second: the later entry wins.
+        let tie = with_fields(serde_json::json!([
+            entry("a", "2026-01-01T00:00:00Z", spec.clone()),
+            entry("b", "2026-01-01T00:00:00Z", spec.clone()),
+        ]));
+        assert_eq!(tie.requested_by().as_deref(), Some("b"));
+        assert_eq!(with_fields(serde_json::json!([])).requested_by(), None);
+        let mut stripped = rel.clone();
+        stripped.metadata.managed_fields = None;
+        assert_eq!(stripped.requested_by(), None);
+    }
+
+    #[test]
+    fn stripping_keeps_only_the_requester() {
+        let spec = serde_json::json!({"f:spec": {"f:version": {}, "f:template": {"f:image": {}}}});
+        let mut rel = with_fields(serde_json::json!([
+            entry("helm", "2026-01-01T00:00:00Z", spec.clone()),
+            entry(
+                "kubectl-label",
+                "2026-01-03T00:00:00Z",
+                serde_json::json!({"f:metadata": {"f:labels": {}}})
+            ),
+        ]));
+        rel.keep_spec_manager_only();
+        let kept = rel.metadata.managed_fields.as_deref().unwrap();
+        assert_eq!(kept.len(), 1);
+        assert_eq!(
+            kept[0].fields_v1.as_ref().unwrap().0,
+            serde_json::json!({"f:spec": {}})
+        );
+        assert_eq!(rel.requested_by().as_deref(), Some("helm"));
+        // Stripping again changes nothing; nothing to keep leaves nothing.
+        let once = rel.metadata.managed_fields.clone();
+        rel.keep_spec_manager_only();
+        assert_eq!(rel.metadata.managed_fields, once);
+        let mut none = with_fields(serde_json::json!([entry(
+            "kubectl-label",
+            "2026-01-03T00:00:00Z",
+            serde_json::json!({"f:metadata": {}})
+        ),]));
+        none.keep_spec_manager_only();
+        assert_eq!(none.metadata.managed_fields, None);
+    }
+}

@@ -65,6 +65,10 @@ pub struct RollbackArgs {
     pub to: String,
 }
 
+/// The field manager of `tumbler rollback`'s patch: the `Tumbler-Requested-By` of the
+/// rollback commit.
+pub const ROLLBACK_MANAGER: &str = "tumbler-rollback";
+
 fn err(msg: impl Into<String>) -> Error {
     Error::Usage(msg.into())
 }
@@ -347,7 +351,7 @@ fn print_table(rows: &[Row], namespaces: bool, environments: bool) {
         s
     };
     out.push_str(&format!(
-        "{}{:<9} {:<20} {:<10} {:<16} {:<16} {:<9} {:<8} RELEASE\n",
+        "{}{:<9} {:<20} {:<10} {:<16} {:<16} {:<9} {:<8} {:<26} RELEASE\n",
         env_cols("NAMESPACE", "ENVIRONMENT"),
         "COMMIT",
         "TIME",
@@ -355,7 +359,8 @@ fn print_table(rows: &[Row], namespaces: bool, environments: bool) {
         "VERSION",
         "AUTHOR",
         "ACTION",
-        "APPLIED"
+        "APPLIED",
+        "REQUESTED BY"
     ));
     for row in rows {
         let e = &row.entry;
@@ -368,13 +373,18 @@ fn print_table(rows: &[Row], namespaces: bool, environments: bool) {
             Some(false) => "no",
             None => "-",
         };
+        let requested_by = if e.requested_by.is_empty() {
+            "-"
+        } else {
+            e.requested_by.as_str()
+        };
         let (ns, env) = row
             .environment
             .as_ref()
             .map(|r| (r.namespace.as_str(), r.name.as_str()))
             .unwrap_or(("-", "-"));
         out.push_str(&format!(
-            "{}{:<9} {:<20} {:<10} {:<16} {:<16} {:<9} {:<8} {}\n",
+            "{}{:<9} {:<20} {:<10} {:<16} {:<16} {:<9} {:<8} {:<26} {}\n",
             env_cols(ns, env),
             &e.commit[..8.min(e.commit.len())],
             time,
@@ -383,6 +393,7 @@ fn print_table(rows: &[Row], namespaces: bool, environments: bool) {
             author,
             e.action,
             applied,
+            requested_by,
             e.release
         ));
     }
@@ -425,7 +436,7 @@ pub fn rollback(flags: &KubeArgs, args: RollbackArgs) -> Result<()> {
             {"op": "add", "path": format!("/metadata/annotations/{}", crate::api::ROLLBACK_ANNOTATION.replace('/', "~1")), "value": format!("{} -> {}", rel.spec.version, version)},
         ]);
         let patch: json_patch::Patch = serde_json::from_value(patch).map_err(|e| err(e.to_string()))?;
-        releases.patch(&args.release, &PatchParams::default(), &Patch::<()>::Json(patch)).await.map_err(|e| err(e.to_string()))?;
+        releases.patch(&args.release, &PatchParams { field_manager: Some(ROLLBACK_MANAGER.into()), ..PatchParams::default() }, &Patch::<()>::Json(patch)).await.map_err(|e| err(e.to_string()))?;
         println!("release.tumbler.dev/{} rolled back from {} to {} (spec of commit {})", args.release, rel.spec.version, version, &target.commit[..8]);
         Ok(())
     })

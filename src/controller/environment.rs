@@ -199,9 +199,18 @@ fn helm_policy_condition(st: &mut EnvironmentStatus, env: &Environment, now: &Ti
 }
 
 /// `FluxReady`: whether the Kustomizations the Environment names exist, run and succeed.
+/// False (`NoFluxKustomization`) when it names none: its Releases are committed, but nothing
+/// tells Tumbler that they are applied, so they are never Ready.
 fn flux_condition(st: &mut EnvironmentStatus, obs: &Observed, generation: Option<i64>, now: &Time) {
     if obs.flux.is_empty() {
-        remove_condition(&mut st.conditions, FLUX_READY);
+        let c = condition(
+            FLUX_READY,
+            Status::False,
+            Reason::NoFluxKustomization.as_str(),
+            "spec.flux.kustomizations names no Flux Kustomization: Releases are committed (condition Committed) but their apply is not verified, so they stay Ready=False with reason NotVerified",
+            generation,
+        );
+        set_condition(&mut st.conditions, c, now.clone());
         return;
     }
     let mut problems = vec![];
@@ -405,6 +414,11 @@ mod tests {
         assert_eq!(st.releases, 3);
         let (st, summary) = decide(&e, &observed(Ok("0123456789".into()), None), &now());
         assert_eq!(summary.reason(), Reason::RepositoryReady);
+        let flux = find_condition(&st.conditions, FLUX_READY).unwrap();
+        assert_eq!(
+            (flux.status.as_str(), flux.reason.as_str()),
+            ("False", "NoFluxKustomization")
+        );
         assert_eq!(st.head_short.as_deref(), Some("01234567"));
         assert_eq!(st.observed_generation, Some(2));
     }

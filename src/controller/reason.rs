@@ -8,10 +8,12 @@ pub enum Reason {
     // --- Ready=True
     /// Flux applied the commit and the workloads run it.
     Applied,
-    /// Pushed, and the Environment names no Flux object to wait for.
-    Committed,
     /// The Environment's repository answered and its branch exists.
     RepositoryReady,
+
+    // --- Ready=False, neither Reconciling nor Stalled
+    /// Pushed, but the Environment names no Flux object, so nothing says it was applied.
+    NotVerified,
 
     // --- in flight (Reconciling=True)
     EnvironmentSuspended,
@@ -88,6 +90,8 @@ pub enum Reason {
     ChangedOutsideTumbler,
     /// `FluxReady` on Environments.
     KustomizationsReady,
+    /// `FluxReady=False` on an Environment that names no Flux Kustomization.
+    NoFluxKustomization,
     /// `HelmPolicyEnforced=True`: Flux installs charts as the team's account.
     Impersonated,
     /// `HelmPolicyEnforced=False`: charts are installed with helm-controller's rights.
@@ -109,8 +113,8 @@ impl Reason {
         use Reason::*;
         match self {
             Applied => "Applied",
-            Committed => "Committed",
             RepositoryReady => "RepositoryReady",
+            NotVerified => "NotVerified",
             EnvironmentSuspended => "EnvironmentSuspended",
             Suspended => "Suspended",
             WaitingForFlux => "WaitingForFlux",
@@ -165,6 +169,7 @@ impl Reason {
             InSync => "InSync",
             ChangedOutsideTumbler => "ChangedOutsideTumbler",
             KustomizationsReady => "KustomizationsReady",
+            NoFluxKustomization => "NoFluxKustomization",
             Impersonated => "Impersonated",
             NotImpersonated => "NotImpersonated",
             FluxFailing => "FluxFailing",
@@ -181,8 +186,8 @@ impl Reason {
         !matches!(
             self,
             Applied
-                | Committed
                 | RepositoryReady
+                | NotVerified
                 | EnvironmentSuspended
                 | Suspended
                 | WaitingForFlux
@@ -194,6 +199,7 @@ impl Reason {
                 | UpToDate
                 | InSync
                 | KustomizationsReady
+                | NoFluxKustomization
                 | Impersonated
                 | Repointed
         )

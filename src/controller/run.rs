@@ -202,8 +202,9 @@ fn release_controller(
     index: Arc<Index>,
     environments: EnvTrigger,
 ) -> (Controller<Release>, Store<Release>, Store<Environment>) {
-    // The reflector keeps every Release in memory: drop what Tumbler never reads
-    // (managedFields, the last-applied annotation) so 10,000 Releases stay small.
+    // The reflector keeps every Release in memory: drop what Tumbler never reads (the
+    // last-applied annotation, managedFields but for the one entry that says who last
+    // changed the spec) so 10,000 Releases stay small.
     let releases: Api<Release> = api_for(client, config.api_scope());
     let (store, store_writer) = kube::runtime::reflector::store();
     let fed = index.clone();
@@ -213,7 +214,7 @@ fn release_controller(
             .default_backoff()
             .only_watched(config)
             .modify(|rel: &mut Release| {
-                rel.managed_fields_mut().clear();
+                rel.keep_spec_manager_only();
                 rel.annotations_mut()
                     .remove("kubectl.kubernetes.io/last-applied-configuration");
             })

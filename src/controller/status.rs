@@ -31,6 +31,11 @@ pub enum Summary {
     Progressing { reason: Reason, message: String },
     /// Needs a person: Ready=False, Stalled=True.
     Stalled { reason: Reason, message: String },
+    /// Nothing in flight and nothing to fix, but the outcome cannot be known (a Release whose
+    /// Environment names no Flux object): Ready=False, neither Reconciling nor Stalled, so
+    /// kstatus calls the object Current while `kubectl wait --for=condition=Ready` never
+    /// succeeds on a guess.
+    Unverified { reason: Reason, message: String },
 }
 
 impl Summary {
@@ -38,7 +43,8 @@ impl Summary {
         match self {
             Summary::Ready { message, .. }
             | Summary::Progressing { message, .. }
-            | Summary::Stalled { message, .. } => message,
+            | Summary::Stalled { message, .. }
+            | Summary::Unverified { message, .. } => message,
         }
     }
 
@@ -46,7 +52,8 @@ impl Summary {
         match self {
             Summary::Ready { reason, .. }
             | Summary::Progressing { reason, .. }
-            | Summary::Stalled { reason, .. } => *reason,
+            | Summary::Stalled { reason, .. }
+            | Summary::Unverified { reason, .. } => *reason,
         }
     }
 
@@ -173,7 +180,9 @@ pub fn summarise(
     let (ready, reason, message) = match summary {
         Summary::Ready { reason, message } => (Status::True, reason.as_str(), message),
         Summary::Progressing { reason, message } => (Status::False, reason.as_str(), message),
-        Summary::Stalled { reason, message } => (Status::False, reason.as_str(), message),
+        Summary::Stalled { reason, message } | Summary::Unverified { reason, message } => {
+            (Status::False, reason.as_str(), message)
+        }
     };
     set_condition(
         conditions,
@@ -181,7 +190,7 @@ pub fn summarise(
         now.clone(),
     );
     match summary {
-        Summary::Ready { .. } => {
+        Summary::Ready { .. } | Summary::Unverified { .. } => {
             remove_condition(conditions, api::RECONCILING);
             remove_condition(conditions, api::STALLED);
         }

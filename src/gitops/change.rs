@@ -135,6 +135,9 @@ pub struct Change {
     /// decided this Release may replace (its owner is gone); `None` normally. The writer
     /// refuses a folder recorded as anyone else's (`FolderOwned`).
     pub replaces: Option<String>,
+    /// The field manager that last changed the Release's spec (see
+    /// `Release::requested_by`), written as the `Tumbler-Requested-By` trailer.
+    pub requested_by: Option<String>,
 }
 
 impl Change {
@@ -154,7 +157,7 @@ impl Change {
                 )
             }
         };
-        format!(
+        let mut message = format!(
             "{title}\n\nTumbler-Release: {}\nTumbler-Generation: {}\nTumbler-Version: {}\nTumbler-App: {}\nTumbler-Environment: {}\nTumbler-Path: {}\nTumbler-Action: {}\n",
             self.release,
             self.generation,
@@ -163,14 +166,20 @@ impl Change {
             self.environment,
             self.env_path,
             self.kind.action()
-        )
+        );
+        if let Some(who) = self.requested_by.as_deref().map(one_line) {
+            let who = who.trim();
+            if !who.is_empty() {
+                message.push_str(&format!("Tumbler-Requested-By: {who}\n"));
+            }
+        }
         // libgit2 takes the message as a C string.
-        .replace('\0', "")
+        message.replace('\0', "")
     }
 }
 
 fn one_line(s: &str) -> String {
-    s.replace(['\n', '\r'], " ")
+    s.replace(|c: char| c.is_control(), " ")
 }
 
 /// What a submitted change came to.
@@ -187,6 +196,52 @@ impl Outcome {
     pub fn commit(&self) -> &str {
         match self {
             Outcome::Committed { commit } | Outcome::Unchanged { commit } => commit,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(requested_by: Option<&str>) -> Change {
+        Change {
+            release: "team/api".into(),
+            generation: 2,
+            version: "1.0".into(),
+            environment: "staging".into(),
+            env_path: "envs/staging".into(),
+            app: "api".into(),
+            files: None,
+            entry: None,
+            author: Author {
+                name: "T".into(),
+                email: "t@example.com".into(),
+            },
+            kind: ChangeKind::Release,
+            replaces: None,
+            requested_by: requested_by.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn the_requester_is_a_trailer_on_one_line() {
+        let msg = change(Some("ci-bot")).message();
+        assert!(
+            msg.ends_with("Tumbler-Action: release\nTumbler-Requested-By: ci-bot\n"),
+            "{msg}"
+        );
+        let (trailers, _) = crate::gitops::history::parse_message(&msg).unwrap();
+        assert!(trailers.contains(&("Requested-By".into(), "ci-bot".into())));
+        // A manager name cannot add trailers of its own.
+        let msg = change(Some("x\nTumbler-Version: 6.6.6")).message();
+        assert!(
+            msg.contains("Tumbler-Requested-By: x Tumbler-Version: 6.6.6\n"),
+            "{msg}"
+        );
+        assert_eq!(msg.matches("\nTumbler-Version:").count(), 1, "{msg}");
+        for none in [None, Some(""), Some(" ")] {
+            assert!(!change(none).message().contains("Requested-By"));
         }
     }
 }

@@ -27,6 +27,9 @@ pub struct LogEntry {
     pub generation: i64,
     /// `release`, `delete` or `rollback`.
     pub action: String,
+    /// The field manager that last changed the Release's spec (`Tumbler-Requested-By`;
+    /// empty on commits made before Tumbler wrote it, and on deletions).
+    pub requested_by: String,
     /// First line of the message.
     pub summary: String,
 }
@@ -71,6 +74,7 @@ fn entry(commit: &git2::Commit<'_>) -> Option<LogEntry> {
         release: get("Release"),
         generation: get("Generation").parse().unwrap_or_default(),
         action: get("Action"),
+        requested_by: get("Requested-By"),
         summary,
     })
 }

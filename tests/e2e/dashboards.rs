@@ -317,10 +317,20 @@ async fn every_metric_of_the_dashboard_and_alerts_is_exported() {
         sample(
             &exposition,
             &format!(
-                "tumbler_release_condition{{namespace=\"{ns}\",name=\"api\",environment=\"staging\",type=\"Ready\",status=\"True\"}}"
+                "tumbler_release_condition{{namespace=\"{ns}\",name=\"api\",environment=\"staging\",type=\"Ready\",status=\"False\"}}"
             )
         ),
         1.0,
+        "{exposition}"
+    );
+    // Without Flux, api is never Ready: the info series carries the reason the alert skips.
+    assert!(
+        exposition
+            .lines()
+            .any(|l| l.starts_with("tumbler_release_info{")
+                && l.contains(&format!("namespace=\"{ns}\""))
+                && l.contains("name=\"api\"")
+                && l.contains("reason=\"NotVerified\"")),
         "{exposition}"
     );
     s.finish().await;

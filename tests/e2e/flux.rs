@@ -169,17 +169,14 @@ async fn rollback_restores_an_earlier_version_and_the_log_shows_it() {
         template_release("api", "staging", "api", "1.0.0"),
     )
     .await;
-    s.wait_release("api", "1.0.0 committed", |r| {
-        ready_is(r, "True", "Committed")
-    })
-    .await;
+    s.wait_release("api", "1.0.0 committed", committed).await;
     s.apply(
         &s.releases(),
         template_release("api", "staging", "api", "2.0.0"),
     )
     .await;
     s.wait_release("api", "2.0.0 committed", |r| {
-        ready_is(r, "True", "Committed") && r.metadata.generation == Some(2)
+        committed(r) && r.metadata.generation == Some(2)
     })
     .await;
 
@@ -192,7 +189,7 @@ async fn rollback_restores_an_earlier_version_and_the_log_shows_it() {
     assert!(ok, "rollback failed: {out}");
     let rel = s
         .wait_release("api", "rolled back", |r| {
-            ready_is(r, "True", "Committed") && r.spec.version == "1.0.0"
+            committed(r) && r.spec.version == "1.0.0"
         })
         .await;
     assert_eq!(rel.metadata.generation, Some(3));
@@ -208,6 +205,12 @@ async fn rollback_restores_an_earlier_version_and_the_log_shows_it() {
         msg.starts_with("rollback api to 1.0.0") && msg.contains("Tumbler-Action: rollback"),
         "{msg}"
     );
+    // The rollback's spec patch is `tumbler rollback`'s; the releases before were the
+    // harness's server-side applies (field manager `e2e`).
+    assert!(
+        msg.contains("Tumbler-Requested-By: tumbler-rollback"),
+        "{msg}"
+    );
 
     let (ok, out) = tumbler(&["log", "-e", "staging", "-n", &s.ns]);
     assert!(ok, "{out}");
@@ -219,6 +222,11 @@ async fn rollback_restores_an_earlier_version_and_the_log_shows_it() {
     );
     assert!(
         lines[2].contains("2.0.0") && lines[3].contains("1.0.0"),
+        "{out}"
+    );
+    assert!(lines[0].contains("REQUESTED BY"), "{out}");
+    assert!(
+        lines[1].contains("tumbler-rollback") && lines[2].contains(" e2e "),
         "{out}"
     );
     // The same log from a local clone, without the cluster.
@@ -285,9 +293,7 @@ async fn hand_edit_in_the_repo_shows_as_drift_until_the_next_change() {
         template_release("api", "staging", "api", "1.0.0"),
     )
     .await;
-    let rel = s
-        .wait_release("api", "committed", |r| ready_is(r, "True", "Committed"))
-        .await;
+    let rel = s.wait_release("api", "committed", committed).await;
     assert_eq!(rel.status.unwrap().history.len(), 1);
     // A person edits the app folder and a file outside it.
     let clone = Clone::of(&url);
@@ -336,7 +342,7 @@ async fn hand_edit_in_the_repo_shows_as_drift_until_the_next_change() {
     .await;
     let rel = s
         .wait_release("api", "1.1.0 committed", |r| {
-            ready_is(r, "True", "Committed") && r.metadata.generation == Some(2)
+            committed(r) && r.metadata.generation == Some(2)
         })
         .await;
     assert!(cond(&rel, "Drifted").is_none_or(|c| c.status == "False"));

@@ -348,6 +348,12 @@ impl Scenario {
                         self.log_tail(40)
                     );
                 }
+            } else if start.elapsed() > Duration::from_secs(90) {
+                panic!(
+                    "environment {}/{name} not found waiting for {what}\n{}",
+                    self.ns,
+                    self.log_tail(40)
+                );
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -636,9 +642,18 @@ pub fn outside_push(clone: &Path) {
 /// Release reconciles a controller finished, in its `/metrics`.
 pub const RELEASE_RECONCILES: &str = "controller_runtime_reconcile_total{controller=\"release\",";
 
-/// A Release that is committed and Ready for it (an Environment without Flux).
+/// Whether the Release's `Committed` condition is True for its current generation: what
+/// `kubectl wait --for=condition=Committed` waits for.
+pub fn committed_is_true(rel: &Release) -> bool {
+    cond(rel, "Committed")
+        .is_some_and(|c| c.status == "True" && c.observed_generation == rel.metadata.generation)
+        && rel.status.as_ref().is_some_and(|s| s.commit.is_some())
+}
+
+/// A Release of an Environment without Flux, settled: `Committed=True` for this generation,
+/// and `Ready=False` with reason `NotVerified` (nothing says it was applied).
 pub fn committed(rel: &Release) -> bool {
-    ready_is(rel, "True", "Committed") && rel.status.as_ref().is_some_and(|s| s.commit.is_some())
+    committed_is_true(rel) && ready_is(rel, "False", "NotVerified")
 }
 
 /// A free port on loopback (bound and released; good enough for a test's own process).

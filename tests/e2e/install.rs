@@ -367,10 +367,8 @@ async fn controller_works_with_the_chart_service_account_and_reads_no_other_secr
         template_release("api", "staging", "api", "1.0.0"),
     )
     .await;
-    s.wait_release("api", "committed as the ServiceAccount", |r| {
-        ready_is(r, "True", "Committed")
-    })
-    .await;
+    s.wait_release("api", "committed as the ServiceAccount", committed)
+        .await;
     s.wait_environment("staging", "Ready", |e| {
         tumbler::api::Conditioned::is_true(e, "Ready")
     })
@@ -568,7 +566,7 @@ async fn chart_rbac_and_flags_agree_for_0_1_and_2_watched_namespaces() {
         let api: Api<tumbler::api::Release> = Api::namespaced(s.client.clone(), ns);
         loop {
             let rel = api.get("api").await.unwrap();
-            if ready_is(&rel, "True", "Committed") {
+            if committed(&rel) {
                 break;
             }
             assert!(
@@ -677,10 +675,8 @@ async fn leader_election_hands_over_without_duplicate_or_lost_commits() {
         .await;
     }
     for i in 0..5 {
-        s.wait_release(&format!("r{i}"), "committed", |r| {
-            ready_is(r, "True", "Committed")
-        })
-        .await;
+        s.wait_release(&format!("r{i}"), "committed", committed)
+            .await;
     }
     let leases: Api<Lease> = Api::namespaced(s.client.clone(), &s.ns);
     let holder = leases
@@ -718,12 +714,12 @@ async fn leader_election_hands_over_without_duplicate_or_lost_commits() {
     .await;
     for i in 5..10 {
         s.wait_release(&format!("r{i}"), "committed by the new leader", |r| {
-            ready_is(r, "True", "Committed")
+            committed(r)
         })
         .await;
     }
     s.wait_release("r0", "update committed", |r| {
-        ready_is(r, "True", "Committed")
+        committed(r)
             && r.metadata.generation == Some(2)
             && r.status.as_ref().unwrap().observed_generation == Some(2)
     })
@@ -761,8 +757,7 @@ async fn metrics_and_health_endpoints_answer() {
         template_release("api", "staging", "api", "1.0.0"),
     )
     .await;
-    s.wait_release("api", "committed", |r| ready_is(r, "True", "Committed"))
-        .await;
+    s.wait_release("api", "committed", committed).await;
     let get = |path: &str| run_cmd("curl", &["-sf", &format!("http://{addr}{path}")], None);
     let deadline = Instant::now() + Duration::from_secs(10);
     while !get("/readyz").0 && Instant::now() < deadline {

@@ -33,9 +33,7 @@ async fn release_is_rendered_committed_and_pushed_with_trailers() {
     )
     .await;
 
-    let rel = s
-        .wait_release("api", "Ready=True (Committed)", committed)
-        .await;
+    let rel = s.wait_release("api", "Committed=True", committed).await;
     let st = rel.status.clone().unwrap();
     assert_eq!(st.phase, Phase::Committed);
     let commit = st.commit.clone().unwrap();
@@ -82,7 +80,7 @@ async fn release_is_rendered_committed_and_pushed_with_trailers() {
 
     let events = s.event_reasons("Release", "api").await;
     assert!(
-        events.iter().any(|r| r == "Committed"),
+        events.iter().any(|r| r == "NotVerified"),
         "events: {events:?}"
     );
     let env = s
@@ -93,6 +91,114 @@ async fn release_is_rendered_committed_and_pushed_with_trailers() {
         })
         .await;
     assert!(tumbler::api::Conditioned::is_true(&env, "Ready"));
+    s.finish().await;
+}
+
+/// Without Flux, `kubectl wait --for=condition=Ready` never passes on a guess; waiting for
+/// `Committed` does, and the Environment says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_flux_kubectl_wait_for_ready_fails_and_for_committed_passes() {
+    let s = Scenario::new("unverified").await;
+    let url = new_repo(&s.ns, false);
+    s.apply(&s.environments(), environment("staging", &url, json!({})))
+        .await;
+    s.apply(
+        &s.releases(),
+        template_release("api", "staging", "api", "1.0.0"),
+    )
+    .await;
+    let wait = |condition: &str, timeout: &str| {
+        kubectl(
+            &[
+                "wait",
+                "-n",
+                &s.ns,
+                &format!("--for=condition={condition}"),
+                "release/api",
+                &format!("--timeout={timeout}"),
+            ],
+            None,
+        )
+    };
+    let (ok, out) = wait("Committed", "60s");
+    assert!(
+        ok,
+        "waiting for Committed failed: {out}\n{}",
+        s.log_tail(30)
+    );
+    let (ok, out) = wait("Ready", "10s");
+    assert!(!ok, "Ready without Flux must not pass: {out}");
+    let rel = s.wait_release("api", "NotVerified", committed).await;
+    let ready = cond(&rel, "Ready").unwrap();
+    assert!(ready.message.contains("not verified"), "{}", ready.message);
+    assert!(cond(&rel, "Reconciling").is_none() && cond(&rel, "Stalled").is_none());
+    s.wait_environment("staging", "FluxReady=False NoFluxKustomization", |e| {
+        e.status.as_ref().is_some_and(|st| {
+            st.conditions.iter().any(|c| {
+                c.type_ == "FluxReady" && c.status == "False" && c.reason == "NoFluxKustomization"
+            })
+        })
+    })
+    .await;
+    s.finish().await;
+}
+
+/// Who released: the field manager that last changed the spec is the commit's
+/// `Tumbler-Requested-By`, in `tumbler log` and in the status history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_field_manager_that_changed_the_spec_is_in_the_commit() {
+    let s = Scenario::new("requester").await;
+    let url = new_repo(&s.ns, false);
+    s.apply(&s.environments(), environment("staging", &url, json!({})))
+        .await;
+    let doc = template_release("api", "staging", "api", "1.0.0").to_string();
+    let (ok, out) = kubectl(
+        &["apply", "--field-manager=ci-bot", "-n", &s.ns, "-f", "-"],
+        Some(&doc),
+    );
+    assert!(ok, "kubectl apply: {out}");
+    let rel = s.wait_release("api", "committed", committed).await;
+    let clone = Clone::of(&url);
+    let msg = clone.message("HEAD");
+    assert!(msg.contains("Tumbler-Requested-By: ci-bot\n"), "{msg}");
+    let history = &rel.status.as_ref().unwrap().history;
+    assert_eq!(history[0].requested_by.as_deref(), Some("ci-bot"));
+
+    // A person edits the version with another client: the next commit names it.
+    let (ok, out) = kubectl(
+        &[
+            "patch",
+            "-n",
+            &s.ns,
+            "release/api",
+            "--type=merge",
+            "--field-manager=release-desk",
+            "-p",
+            r#"{"spec":{"version":"1.1.0"}}"#,
+        ],
+        None,
+    );
+    assert!(ok, "kubectl patch: {out}");
+    s.wait_release("api", "1.1.0 committed", |r| {
+        committed(r) && r.metadata.generation == Some(2)
+    })
+    .await;
+    let msg = Clone::of(&url).message("HEAD");
+    assert!(
+        msg.contains("Tumbler-Requested-By: release-desk\n"),
+        "{msg}"
+    );
+
+    let (ok, out) = tumbler(&["log", "-e", "staging", "-n", &s.ns, "-o", "json"]);
+    assert!(ok, "{out}");
+    let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let who: Vec<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["entry"]["requested_by"].as_str().unwrap())
+        .collect();
+    assert_eq!(who, ["release-desk", "ci-bot"], "{out}");
     s.finish().await;
 }
 

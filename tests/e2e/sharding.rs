@@ -100,13 +100,8 @@ async fn two_shards_racing_on_one_repository_lose_nothing_and_duplicate_nothing(
         .collect();
     names.push("guest".into());
     for name in &names {
-        s.wait_release_for(
-            name,
-            "Ready=True (Committed)",
-            Duration::from_secs(240),
-            committed,
-        )
-        .await;
+        s.wait_release_for(name, "Committed=True", Duration::from_secs(240), committed)
+            .await;
     }
 
     // The history: exactly one Tumbler commit per Release.
@@ -180,6 +175,14 @@ async fn two_shards_racing_on_one_repository_lose_nothing_and_duplicate_nothing(
     }
 
     // shard1's index holds no Release of `north`: the deletion guard still sees shard2's.
+    // An Environment deleted before its first reconcile (no finalizer yet) goes at once, so
+    // wait for shard1 to have reconciled it; the Releases can be committed before that.
+    s.wait_environment("north", "reconciled by shard1", |e| {
+        e.status
+            .as_ref()
+            .is_some_and(|st| st.observed_generation.is_some())
+    })
+    .await;
     s.environments()
         .delete("north", &DeleteParams::default())
         .await

@@ -9,7 +9,9 @@ async fn history_reads_trailers_filtered_by_app() {
     let w = writer(dir.path());
     put(&w, &url, change("api", "1.0")).await;
     put(&w, &url, change("web", "2.0")).await;
-    put(&w, &url, change("api", "1.1")).await;
+    let mut by_ci = change("api", "1.1");
+    by_ci.requested_by = Some("ci-bot".into());
+    put(&w, &url, by_ci).await;
     let all = w
         .log(key(&url), Credentials::None, "envs/staging", None, 10, None)
         .await
@@ -32,6 +34,8 @@ async fn history_reads_trailers_filtered_by_app() {
     assert_eq!(api.len(), 2);
     assert_eq!(api[0].release, "team/api");
     assert_eq!(api[0].action, "release");
+    assert_eq!(api[0].requested_by, "ci-bot");
+    assert_eq!(api[1].requested_by, "", "commits without the trailer");
     let old = w
         .file_at(
             key(&url),

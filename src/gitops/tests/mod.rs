@@ -79,6 +79,7 @@ fn change(app: &str, version: &str) -> Change {
         kind: ChangeKind::Release,
         entry: None,
         replaces: None,
+        requested_by: None,
     }
 }
 

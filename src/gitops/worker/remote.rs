@@ -14,7 +14,7 @@ use git2::{
 use tracing::debug;
 
 use super::{Worker, corrupt};
-use crate::gitops::auth::{self, host_of};
+use crate::gitops::auth::{self, known_hosts_name};
 use crate::gitops::{Credentials, GitError, redact_text};
 
 const PUSH_REF: &str = "refs/tumbler/push";
@@ -67,7 +67,7 @@ impl Worker {
             return Err(self.branch_not_found());
         }
         self.stats.fetches.fetch_add(1, Ordering::Relaxed);
-        let host = host_of(&self.key.repo.url);
+        let host = known_hosts_name(&self.key.repo.url);
         let asked = Cell::new(0);
         let mut fo = FetchOptions::new();
         fo.remote_callbacks(auth::callbacks(creds, &host, &asked));
@@ -116,7 +116,7 @@ impl Worker {
         }
         repo.reference(PUSH_REF, tip, true, "push")
             .map_err(|e| PushError::Failed(corrupt(e)))?;
-        let host = host_of(&self.key.repo.url);
+        let host = known_hosts_name(&self.key.repo.url);
         let asked = Cell::new(0);
         let rejected: RefCell<Option<String>> = RefCell::new(None);
         let mut cb = auth::callbacks(creds, &host, &asked);

@@ -381,6 +381,7 @@ fn change_for(
             .map(|from| ChangeKind::Rollback { from })
             .unwrap_or(ChangeKind::Release),
         replaces,
+        requested_by: rel.requested_by(),
     }
 }
 
@@ -523,6 +524,8 @@ pub fn deletion(rel: &Release, facts: super::observe::Deleting) -> Deletion {
             },
             kind: ChangeKind::Delete,
             replaces: None,
+            // Who deletes is not in managedFields.
+            requested_by: None,
         }),
         target,
         creds,

@@ -237,14 +237,17 @@ fn judge_cluster(
 ) -> Verdict {
     let limit = w.env.spec.history_limit.unwrap_or(10) as usize;
     if cluster.kustomizations.is_empty() {
+        // Nothing applies the commit that Tumbler can see: Ready stays False (never a guess),
+        // with nothing in flight either; `Committed=True` says the commit is there.
         record_history(st, rel, &w.commit, now, limit);
         return (
             Phase::Committed,
-            Summary::Ready {
-                reason: Reason::Committed,
+            Summary::Unverified {
+                reason: Reason::NotVerified,
                 message: format!(
-                    "committed {} (the Environment lists no Flux Kustomization to wait for)",
-                    short(&w.commit)
+                    "committed {}; not verified that it is applied: Environment {} names no Flux Kustomization (spec.flux.kustomizations) to wait for; wait for condition Committed instead",
+                    short(&w.commit),
+                    w.env.metadata.name.as_deref().unwrap_or_default()
                 ),
             },
             Requeue::After(RESYNC),
@@ -507,6 +510,7 @@ fn record_history(st: &mut ReleaseStatus, rel: &Release, commit: &str, now: &Tim
             version: rel.spec.version.clone(),
             commit: commit.to_string(),
             applied_at: now.0.to_string(),
+            requested_by: rel.requested_by(),
         },
     );
     st.history.truncate(limit);

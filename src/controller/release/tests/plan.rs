@@ -116,10 +116,20 @@ fn a_first_write_submits_the_rendered_folder_with_its_trailers() {
         api::ROLLBACK_ANNOTATION.to_string(),
         "1.3.0 -> 1.2.3".to_string(),
     )]));
+    // As the reflector keeps it: the one managedFields entry owning the spec.
+    rel.metadata.managed_fields = serde_json::from_value(serde_json::json!([
+        {"manager": "tumbler-rollback", "operation": "Update", "time": "2026-01-01T00:00:00Z",
+            "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:version": {}}}},
+        {"manager": "kubectl-label", "operation": "Update", "time": "2026-01-02T00:00:00Z",
+            "fieldsType": "FieldsV1", "fieldsV1": {"f:metadata": {"f:labels": {}}}},
+    ]))
+    .unwrap();
+    rel.keep_spec_manager_only();
     let obs = observed(&rel, environment(serde_json::json!({})), Some(None));
     let Plan::Submit { change, .. } = plan(&rel, &obs) else {
         panic!("expected a submit");
     };
+    assert_eq!(change.requested_by.as_deref(), Some("tumbler-rollback"));
     assert_eq!(change.release, "team/api");
     assert_eq!(change.generation, 2);
     assert_eq!(change.env_path, "envs/staging");

@@ -20,7 +20,7 @@ fn check_rows(rows: Vec<Row>) {
             .history
             .first()
             .is_some_and(|h| h.version == "1.2.3");
-        let settled = matches!(reason, Reason::Applied | Reason::Committed);
+        let settled = matches!(reason, Reason::Applied | Reason::NotVerified);
         assert_eq!(history, settled, "{what}: history");
         if reason == Reason::FluxFailed {
             let applied = cond(&d, api::APPLIED).unwrap();
@@ -62,7 +62,7 @@ fn helm(current: bool, status: &str, reason: &str) -> Option<HelmRelease> {
 fn what_flux_did_with_the_commit_decides_phase_and_ready() {
     let suspended = KustomizationState::Found { suspended: true, ready: ready("True", "x"), applied: true, attempted: true };
     check_rows(vec![
-        ("no Flux", environment(serde_json::json!({})), Cluster::default(), Phase::Committed, Reason::Committed, false, 600),
+        ("no Flux", environment(serde_json::json!({})), Cluster::default(), Phase::Committed, Reason::NotVerified, false, 600),
         ("no Kustomization", flux_env(), ks(KustomizationState::NotFound), Phase::Committed, Reason::FluxKustomizationNotFound, false, 10),
         ("no Flux CRDs", flux_env(), ks(KustomizationState::NotInstalled), Phase::Committed, Reason::FluxNotInstalled, false, 10),
         ("suspended", flux_env(), ks(suspended), Phase::Committed, Reason::FluxSuspended, false, 10),
@@ -88,6 +88,28 @@ fn what_the_workloads_did_decides_phase_and_ready() {
         ("HelmRelease behind", flux_env(), applied(running(), helm(false, "False", "InstallFailed")), Phase::Applied, Reason::WaitingForHelmRelease, false, 1),
         ("HelmRelease ready", flux_env(), applied(running(), helm(true, "True", "InstallSucceeded")), Phase::Ready, Reason::Applied, false, 600),
     ]);
+}
+
+/// Without a Flux object to read, Ready is never True: `kubectl wait --for=condition=Ready`
+/// would otherwise pass on a guess. Nothing is in flight or stuck either, so kstatus calls
+/// the Release Current; `Committed=True` is what waits for the commit.
+#[test]
+fn without_flux_ready_is_false_not_verified_and_committed_is_true() {
+    let (_, d) = after_push(&environment(serde_json::json!({})), Ok(Cluster::default()));
+    let ready = cond(&d, api::READY).unwrap();
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "NotVerified")
+    );
+    assert!(ready.message.contains("not verified"), "{}", ready.message);
+    assert!(cond(&d, api::RECONCILING).is_none());
+    assert!(cond(&d, api::STALLED).is_none());
+    let committed = cond(&d, api::COMMITTED).unwrap();
+    assert_eq!(
+        (committed.status.as_str(), committed.reason.as_str()),
+        ("True", "Pushed")
+    );
+    assert_eq!(d.status.phase, Phase::Committed);
 }
 
 #[test]
