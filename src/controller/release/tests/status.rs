@@ -141,6 +141,28 @@ fn a_change_git_refuses_fails_alone_with_its_reason() {
     assert_eq!(d.status.phase, Phase::Failed);
 }
 
+/// The status decided by the reconcile after the push: the folder is found as rendered.
+fn decide_again(rel: &Release, env: &Environment, cluster: Cluster, now: i64) -> Decision {
+    let obs = observed(rel, env.clone(), Some(None));
+    let rendered = obs.rendered.as_ref().unwrap().as_ref().unwrap();
+    let git = obs.git.as_ref().unwrap().as_ref().unwrap();
+    let written = Written {
+        env,
+        rendered,
+        creds: &git.creds,
+        target: Target::of(env),
+        commit: "12345678".repeat(5),
+        pushed: false,
+        drift: Some(vec![]),
+    };
+    status(&Facts {
+        release: rel,
+        now: at(now),
+        rendered: obs.rendered.as_ref(),
+        progress: Progress::InGit(written, Box::new(Ok(cluster))),
+    })
+}
+
 /// The API-write budget of a Release: the status written with the commit is the status the
 /// next reconcile (which finds the folder as rendered) decides too, so it writes nothing.
 #[test]
@@ -149,24 +171,7 @@ fn the_reconcile_after_a_push_decides_the_same_status() {
     let (mut rel, first) = after_push(&env, Ok(Cluster::default()));
     assert_eq!(cond(&first, api::DRIFTED).unwrap().reason, "InSync");
     rel.status = Some(first.status.clone());
-    let obs = observed(&rel, env.clone(), Some(None));
-    let rendered = obs.rendered.as_ref().unwrap().as_ref().unwrap();
-    let git = obs.git.as_ref().unwrap().as_ref().unwrap();
-    let written = Written {
-        env: &env,
-        rendered,
-        creds: &git.creds,
-        target: Target::of(&env),
-        commit: "12345678".repeat(5),
-        pushed: false,
-        drift: Some(vec![]),
-    };
-    let again = status(&Facts {
-        release: &rel,
-        now: at(4000),
-        rendered: obs.rendered.as_ref(),
-        progress: Progress::InGit(written, Box::new(Ok(Cluster::default()))),
-    });
+    let again = decide_again(&rel, &env, Cluster::default(), 4000);
     assert_eq!(again.status, first.status, "a second status write");
 }
 
@@ -179,27 +184,7 @@ fn a_slow_rollout_is_looked_at_less_often() {
     assert_eq!(first.status.phase, Phase::Applied);
     assert_eq!(first.requeue, Requeue::After(Duration::from_secs(1)));
     rel.status = Some(first.status.clone());
-    let again = |secs: i64| {
-        let obs = observed(&rel, env.clone(), Some(None));
-        let rendered = obs.rendered.as_ref().unwrap().as_ref().unwrap();
-        let git = obs.git.as_ref().unwrap().as_ref().unwrap();
-        let written = Written {
-            env: &env,
-            rendered,
-            creds: &git.creds,
-            target: Target::of(&env),
-            commit: "12345678".repeat(5),
-            pushed: false,
-            drift: Some(vec![]),
-        };
-        status(&Facts {
-            release: &rel,
-            now: at(3000 + secs),
-            rendered: obs.rendered.as_ref(),
-            progress: Progress::InGit(written, Box::new(Ok(rolling()))),
-        })
-        .requeue
-    };
+    let again = |secs: i64| decide_again(&rel, &env, rolling(), 3000 + secs).requeue;
     assert_eq!(again(10), Requeue::After(Duration::from_secs(1)));
     assert_eq!(again(30), Requeue::After(Duration::from_secs(5)));
 }
