@@ -133,13 +133,10 @@ async fn context_output_and_all_namespaces_work_like_kubectl() {
     let env = "cli-staging";
     s.repo_and_environment(env, json!({})).await;
     s.release("api", env, "1.0.0").await;
-    s.wait_release("api", "1.0.0 committed", |r| {
-        ready_is(r, "True", "Committed")
-    })
-    .await;
+    s.wait_release("api", "1.0.0 committed", committed).await;
     s.release("api", env, "2.0.0").await;
     s.wait_release("api", "2.0.0 committed", |r| {
-        ready_is(r, "True", "Committed") && r.metadata.generation == Some(2)
+        committed(r) && r.metadata.generation == Some(2)
     })
     .await;
 
@@ -309,7 +306,7 @@ async fn context_output_and_all_namespaces_work_like_kubectl() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("rolled back from 2.0.0 to 1.0.0"), "{out}");
     s.wait_release("api", "rolled back", |r| {
-        ready_is(r, "True", "Committed") && r.spec.version == "1.0.0"
+        committed(r) && r.spec.version == "1.0.0"
     })
     .await;
     s.finish().await;
