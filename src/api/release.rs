@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, FieldsV1, ManagedFieldsEntry};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ManagedFieldsEntry};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::CustomResource;
 use schemars::JsonSchema;
@@ -731,15 +731,27 @@ impl Release {
     /// `kubectl-edit`, `helm`, Flux's `kustomize-controller`…), not the user who ran it.
     /// `None` when no entry owns the spec (e.g. managedFields were stripped).
     pub fn requested_by(&self) -> Option<String> {
-        spec_manager(self.metadata.managed_fields.as_deref()?)
+        let entries = self.metadata.managed_fields.as_deref()?;
+        let entry = match entries {
+            // The one entry [`Release::keep_spec_manager_only`] keeps: the API server never
+            // sends an entry without its field set.
+            [kept] if kept.fields_v1.is_none() => Some(kept),
+            _ => spec_manager(entries),
+        };
+        entry
             .and_then(|e| e.manager.clone())
             .filter(|m| !m.is_empty())
     }
 
-    /// Drops `metadata.managedFields` (the bulk of a Release's metadata) but for the entry
-    /// [`Release::requested_by`] reads, with its field set cut to `{"f:spec": {}}`: the
-    /// reflector keeps every Release in memory, and this keeps who asked at a few bytes.
+    /// Drops `metadata.managedFields` (the bulk of a Release's metadata) but for the manager
+    /// of the entry [`Release::requested_by`] reads, kept alone in an entry without a field
+    /// set: the reflector keeps every Release in memory, and this keeps who asked at the
+    /// bytes of its name.
     pub fn keep_spec_manager_only(&mut self) {
+        if matches!(self.metadata.managed_fields.as_deref(), Some([kept]) if kept.fields_v1.is_none())
+        {
+            return;
+        }
         let kept = self
             .metadata
             .managed_fields
@@ -747,10 +759,6 @@ impl Release {
             .and_then(spec_manager)
             .map(|e| ManagedFieldsEntry {
                 manager: e.manager.clone(),
-                operation: e.operation.clone(),
-                time: e.time.clone(),
-                fields_type: e.fields_type.clone(),
-                fields_v1: Some(FieldsV1(serde_json::json!({"f:spec": {}}))),
                 ..ManagedFieldsEntry::default()
             });
         self.metadata.managed_fields = kept.map(|e| vec![e]);
@@ -836,10 +844,8 @@ mod tests {
         rel.keep_spec_manager_only();
         let kept = rel.metadata.managed_fields.as_deref().unwrap();
         assert_eq!(kept.len(), 1);
-        assert_eq!(
-            kept[0].fields_v1.as_ref().unwrap().0,
-            serde_json::json!({"f:spec": {}})
-        );
+        assert_eq!(kept[0].fields_v1, None, "the field set is not kept");
+        assert_eq!(kept[0].manager.as_deref(), Some("helm"));
         assert_eq!(rel.requested_by().as_deref(), Some("helm"));
         // Stripping again changes nothing; nothing to keep leaves nothing.
         let once = rel.metadata.managed_fields.clone();
