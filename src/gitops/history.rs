@@ -111,17 +111,26 @@ pub fn log_from(
     };
     let mut out = Vec::with_capacity(oids.len());
     for oid in oids {
-        let commit = repo.find_commit(oid)?;
-        if committer.is_some_and(|who| !committed_by(&commit, who)) {
-            continue;
-        }
-        let Some(e) = entry(&commit) else { continue };
-        if env_path.is_some_and(|p| p != e.path) || app.is_some_and(|a| a != e.app) {
-            continue;
-        }
-        out.push(e);
+        out.extend(matching(repo, oid, env_path, app, committer)?);
     }
     Ok(out)
+}
+
+/// The log entry of one commit, if it is Tumbler's (by `committer`, when given) for this
+/// environment folder and app.
+fn matching(
+    repo: &Repository,
+    oid: Oid,
+    env_path: Option<&str>,
+    app: Option<&str>,
+    committer: Option<&Author>,
+) -> Result<Option<LogEntry>, git2::Error> {
+    let commit = repo.find_commit(oid)?;
+    if committer.is_some_and(|who| !committed_by(&commit, who)) {
+        return Ok(None);
+    }
+    Ok(entry(&commit)
+        .filter(|e| env_path.is_none_or(|p| p == e.path) && app.is_none_or(|a| a == e.app)))
 }
 
 /// [`log_from`] by walking the first parents, reading every commit.
@@ -142,15 +151,7 @@ fn walk(
         if out.len() >= limit {
             break;
         }
-        let commit = repo.find_commit(oid?)?;
-        if committer.is_some_and(|who| !committed_by(&commit, who)) {
-            continue;
-        }
-        let Some(e) = entry(&commit) else { continue };
-        if env_path.is_some_and(|p| p != e.path) || app.is_some_and(|a| a != e.app) {
-            continue;
-        }
-        out.push(e);
+        out.extend(matching(repo, oid?, env_path, app, committer)?);
     }
     Ok(out)
 }
