@@ -50,7 +50,13 @@ pub fn error_policy(rel: Arc<Release>, err: &Error, ctx: Arc<Context>) -> Action
 
 async fn apply(rel: Arc<Release>, ctx: &Context, timer: &ReconcileTimer) -> Result<Action, Error> {
     let observed = observe::release(ctx, &rel).await;
-    let progress = match act::write(ctx, decide::plan(&rel, &observed)).await {
+    let plan = decide::plan(&rel, &observed);
+    // The `Tumbler-Action` of the commit this reconcile submits, for the notifications.
+    let action = match &plan {
+        decide::Plan::Submit { change, .. } => Some(change.kind.action()),
+        _ => None,
+    };
+    let progress = match act::write(ctx, plan).await {
         Ok(written) => {
             if written.pushed && ctx.config.nudge_flux {
                 act::nudge_flux(ctx, written.env, &rel).await;
@@ -60,13 +66,26 @@ async fn apply(rel: Arc<Release>, ctx: &Context, timer: &ReconcileTimer) -> Resu
         }
         Err(stopped) => Progress::Stopped(stopped),
     };
+    let now = now();
     let decision = decide::status(&Facts {
         release: &rel,
-        now: now(),
+        now: now.clone(),
         rendered: observed.rendered.as_ref(),
         progress,
     });
-    act::finish(ctx, &rel, decision, timer).await
+    let sent = match &observed.env {
+        Ok(env) if env.spec.notifications.is_some() => {
+            super::notify::transitions(&rel, &decision.status, action, &now)
+        }
+        _ => vec![],
+    };
+    let next = act::finish(ctx, &rel, decision, timer).await?;
+    // Only once the status that shows them is written: a failed write is retried, and the
+    // transitions are found again against the same old status.
+    if let Ok(env) = &observed.env {
+        ctx.notifier.send(env, &sent);
+    }
+    Ok(next)
 }
 
 /// Deletion: remove the app folder from git (when this Release wrote it), then let go.
