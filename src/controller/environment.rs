@@ -261,6 +261,7 @@ async fn apply(env: Arc<Environment>, ctx: &Context) -> Result<Action, Error> {
     let observed = observe(ctx, &env).await;
     let now = now();
     let (mut st, summary) = decide(&env, &observed, &now);
+    ctx.notifier.configure(&env);
     let receivers = super::notify::receiver_names(&env);
     let health = ctx.notifier.health(&env, &receivers);
     super::notify::delivered_condition(&mut st, &env, &health, &now);

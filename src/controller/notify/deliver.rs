@@ -57,17 +57,12 @@ impl Default for Options {
 /// `(namespace, name)` of an Environment.
 type EnvKey = (String, String);
 
-/// One receiver's queue.
-#[derive(Default)]
+/// One receiver's queue, and the receiver as last configured: a fixed address applies to
+/// what is already waiting, the notification being retried included.
 struct Queue {
-    items: Mutex<VecDeque<Delivery>>,
+    receiver: Mutex<NotificationReceiver>,
+    items: Mutex<VecDeque<Notification>>,
     ready: Notify,
-}
-
-/// One notification for one receiver, with the receiver as configured when it was sent.
-struct Delivery {
-    receiver: NotificationReceiver,
-    body: Bytes,
 }
 
 type Https = hyper_rustls::HttpsConnector<HttpConnector>;
@@ -142,24 +137,41 @@ impl Notifier {
             let queue = queues
                 .entry(key.clone())
                 .or_insert_with(|| {
-                    let queue = Arc::new(Queue::default());
+                    let queue = Arc::new(Queue {
+                        receiver: Mutex::new(receiver.clone()),
+                        items: Mutex::default(),
+                        ready: Notify::new(),
+                    });
                     tokio::spawn(self.clone().run(key, queue.clone()));
                     queue
                 })
                 .clone();
+            *queue.receiver.lock().unwrap_or_else(|e| e.into_inner()) = receiver.clone();
             let mut items = queue.items.lock().unwrap_or_else(|e| e.into_inner());
             for n in notifications {
                 if items.len() >= self.options.capacity.max(1) {
                     items.pop_front();
                     self.count("dropped");
                 }
-                items.push_back(Delivery {
-                    receiver: receiver.clone(),
-                    body: body(receiver.type_, n),
-                });
+                items.push_back(n.clone());
             }
             drop(items);
             queue.ready.notify_one();
+        }
+    }
+
+    /// Applies an Environment's receivers as they are now to their queues (an address
+    /// fixed in the spec or Secret reference applies to what is waiting).
+    pub fn configure(&self, env: &Environment) {
+        let env_key = (
+            env.metadata.namespace.clone().unwrap_or_default(),
+            env.metadata.name.clone().unwrap_or_default(),
+        );
+        let queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
+        for receiver in env.spec.notifications.iter().flat_map(|n| &n.receivers) {
+            if let Some(queue) = queues.get(&(env_key.clone(), receiver.name.clone())) {
+                *queue.receiver.lock().unwrap_or_else(|e| e.into_inner()) = receiver.clone();
+            }
         }
     }
 
@@ -203,7 +215,7 @@ impl Notifier {
                 .unwrap_or_else(|e| e.into_inner())
                 .pop_front();
             match next {
-                Some(delivery) => self.deliver(&key, delivery).await,
+                Some(notification) => self.deliver(&key, &queue, &notification).await,
                 None => {
                     if tokio::time::timeout(self.options.idle, queue.ready.notified())
                         .await
@@ -226,11 +238,16 @@ impl Notifier {
     }
 
     /// Posts one notification, retrying with backoff; records the outcome.
-    async fn deliver(&self, key: &(EnvKey, String), delivery: Delivery) {
+    async fn deliver(&self, key: &(EnvKey, String), queue: &Queue, notification: &Notification) {
         let mut delay = self.options.backoff;
         let attempts = self.options.attempts.max(1);
         for attempt in 1..=attempts {
-            match self.post(&key.0.0, &delivery).await {
+            let receiver = queue
+                .receiver
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            match self.post(&key.0.0, &receiver, notification).await {
                 Ok(()) => {
                     self.count("delivered");
                     self.record(key, None);
@@ -270,8 +287,13 @@ impl Notifier {
     }
 
     /// One POST. The error says what went wrong without the address.
-    async fn post(&self, namespace: &str, delivery: &Delivery) -> Result<(), String> {
-        let receiver = &delivery.receiver;
+    async fn post(
+        &self,
+        namespace: &str,
+        receiver: &NotificationReceiver,
+        notification: &Notification,
+    ) -> Result<(), String> {
+        let payload = body(receiver.type_, notification);
         let (mut address, mut token) = (receiver.address.clone(), None);
         if let Some(secret_ref) = &receiver.secret_ref {
             let client = self
@@ -319,10 +341,10 @@ impl Notifier {
                     name.unwrap_or_default()
                 )
             })?;
-            request = request.header("X-Signature", signature(token.as_bytes(), &delivery.body));
+            request = request.header("X-Signature", signature(token.as_bytes(), &payload));
         }
         let request = request
-            .body(Full::new(delivery.body.clone()))
+            .body(Full::new(payload))
             .map_err(|e| format!("building the request: {e}"))?;
         let response = tokio::time::timeout(self.options.timeout, self.http.request(request))
             .await

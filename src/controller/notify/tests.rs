@@ -412,3 +412,47 @@ async fn a_closed_port_fails_without_naming_the_address() {
     }
     panic!("no failure recorded");
 }
+
+#[tokio::test]
+async fn a_fixed_address_applies_to_the_notification_being_retried() {
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let (notifier, _) = notifier(Options {
+        attempts: 1000,
+        backoff: Duration::from_millis(20),
+        max_backoff: Duration::from_millis(20),
+        ..Options::default()
+    });
+    let dead = env_with(serde_json::json!([{"name": "hook", "type": "generic",
+        "address": format!("http://127.0.0.1:{port}/")}]));
+    notifier.send(&dead, &[one("Committed", "7")]);
+    let names = ["hook".to_string()];
+    for _ in 0..500 {
+        if notifier.health(&dead, &names)[0].1.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        notifier.health(&dead, &names)[0].1.is_some(),
+        "the closed port shows"
+    );
+    let (addr, rx) = server(200);
+    notifier.configure(&env_with(
+        serde_json::json!([{"name": "hook", "type": "generic", "address": addr}]),
+    ));
+    let (_, body) = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(30)))
+        .await
+        .unwrap()
+        .expect("the waiting notification reaches the fixed address");
+    assert!(body.contains("\"version\":\"7\""), "{body}");
+    for _ in 0..500 {
+        if notifier.health(&dead, &names)[0].1.is_none() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the failure was not cleared by the success");
+}
