@@ -23,7 +23,7 @@ use tracing::{debug, warn};
 use crate::api::{Environment, NotificationReceiver, ReceiverType};
 
 use super::super::metrics::Metrics;
-use super::event::Notification;
+use super::event::{Notification, Seen};
 
 /// How deliveries are paced and bounded.
 #[derive(Clone, Debug)]
@@ -77,6 +77,11 @@ pub struct Notifier {
     queues: Mutex<HashMap<(EnvKey, String), Arc<Queue>>>,
     /// Per Environment, per receiver: the last delivery's failure (`None`: it succeeded).
     health: Mutex<HashMap<EnvKey, BTreeMap<String, Option<String>>>>,
+    /// Per Release (uid) with receivers: what the last status it was given said. A
+    /// reconcile may start from a cached Release whose status is older than the one the
+    /// previous reconcile wrote; transitions are computed from this instead, so each is
+    /// sent once. Empty after a restart: the Releases' statuses are fresh then.
+    seen: Mutex<HashMap<String, Seen>>,
 }
 
 /// Outcomes counted in `tumbler_notifications_total{outcome}`.
@@ -115,6 +120,7 @@ impl Notifier {
             http: HttpClient::builder(TokioExecutor::new()).build(https),
             queues: Mutex::default(),
             health: Mutex::default(),
+            seen: Mutex::default(),
         }
     }
 
@@ -188,6 +194,31 @@ impl Notifier {
             .iter()
             .map(|n| (n.clone(), known.and_then(|k| k.get(n).cloned().flatten())))
             .collect()
+    }
+
+    /// What the last status decided for a Release said, when this process decided one.
+    pub fn seen(&self, uid: &str) -> Option<Seen> {
+        self.seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(uid)
+            .cloned()
+    }
+
+    /// Records the status just written for a Release.
+    pub fn saw(&self, uid: &str, seen: Seen) {
+        self.seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(uid.to_string(), seen);
+    }
+
+    /// Forgets a Release that is going away.
+    pub fn forget_release(&self, uid: &str) {
+        self.seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(uid);
     }
 
     /// Forgets an Environment that is going away.

@@ -123,21 +123,54 @@ fn ready_true(st: &ReleaseStatus) -> bool {
     find_condition(&st.conditions, api::READY).is_some_and(|c| c.status == "True")
 }
 
-/// The transitions between the Release's current status and `new`, in the order they
-/// happened: a new commit first, then Ready or Failed. `action` is the `Tumbler-Action` of
+/// What receivers were last told about a Release: the commit, and whether it was
+/// last told Ready or Failed for that commit (`None`: neither yet). Statuses in between
+/// (waiting for Flux, rolling out) tell nothing, so a Ready that Flux's next apply
+/// interrupts for a moment is not told twice.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Seen {
+    pub commit: Option<String>,
+    pub told: Option<Transition>,
+}
+
+impl Seen {
+    /// From a status (when this process has told nothing about the Release yet).
+    pub fn of(st: &ReleaseStatus) -> Seen {
+        Seen {
+            commit: st.commit.clone(),
+            told: if ready_true(st) {
+                Some(Transition::Ready)
+            } else if st.phase == Phase::Failed {
+                Some(Transition::Failed)
+            } else {
+                None
+            },
+        }
+    }
+}
+
+/// The transitions from `old` (what receivers were last told, or what the Release's own
+/// status says) to `new`, in the order they happened — a new commit first, then Ready or
+/// Failed, each once per commit unless the other came in between — and what receivers
+/// will then have been told. `action` is the `Tumbler-Action` of
 /// the commit this reconcile submitted, if it submitted one; a new commit seen without it
 /// (the status write after the push had failed) is a rollback when the Release still
 /// carries `tumbler rollback`'s annotation, a release otherwise.
 pub fn transitions(
     rel: &Release,
+    old: &Seen,
     new: &ReleaseStatus,
     action: Option<&str>,
     now: &Time,
-) -> Vec<Notification> {
-    let old = rel.status.clone().unwrap_or_default();
+) -> (Vec<Notification>, Seen) {
     let rolled_back_from = rel.rolled_back_from();
     let mut out = vec![];
     let new_commit = new.commit.is_some() && new.commit != old.commit;
+    let mut told = if new_commit || new.commit.is_none() {
+        None
+    } else {
+        old.told
+    };
     let base = |t: Transition, message: String| Notification {
         reason: t.as_str(),
         severity: t.severity(),
@@ -194,7 +227,8 @@ pub fn transitions(
         n.action = Some(action);
         out.push(n);
     }
-    if ready_true(new) && (new_commit || !ready_true(&old)) {
+    if ready_true(new) && told != Some(Transition::Ready) {
+        told = Some(Transition::Ready);
         out.push(base(
             Transition::Ready,
             format!(
@@ -203,7 +237,8 @@ pub fn transitions(
             ),
         ));
     }
-    if new.phase == Phase::Failed && (new_commit || old.phase != Phase::Failed) {
+    if new.phase == Phase::Failed && told != Some(Transition::Failed) {
+        told = Some(Transition::Failed);
         let (reason, message) = find_condition(&new.conditions, api::READY)
             .map(|c| (c.reason.clone(), c.message.clone()))
             .unwrap_or_default();
@@ -217,5 +252,9 @@ pub fn transitions(
         n.failure = Some(Failure { reason, message });
         out.push(n);
     }
-    out
+    let seen = Seen {
+        commit: new.commit.clone().or_else(|| old.commit.clone()),
+        told,
+    };
+    (out, seen)
 }

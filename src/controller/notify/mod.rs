@@ -17,7 +17,7 @@ use crate::api::{
 use super::reason::Reason;
 
 pub use deliver::{Notifier, Options};
-pub use event::{Notification, Transition, transitions};
+pub use event::{Notification, Seen, Transition, transitions};
 
 /// The condition type on Environments with receivers.
 pub const NOTIFICATIONS_DELIVERED: &str = "NotificationsDelivered";

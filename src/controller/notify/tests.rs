@@ -45,6 +45,12 @@ fn status(commit: Option<&str>, phase: Phase, ready: (&str, &str, &str)) -> Rele
     }
 }
 
+/// The transitions from the Release's own status.
+fn tr(rel: &Release, new: &ReleaseStatus, action: Option<&str>, now: &Time) -> Vec<Notification> {
+    let old = Seen::of(&rel.status.clone().unwrap_or_default());
+    transitions(rel, &old, new, action, now).0
+}
+
 fn reasons(ns: &[Notification]) -> Vec<&str> {
     ns.iter().map(|n| n.reason).collect()
 }
@@ -60,7 +66,7 @@ fn a_new_commit_then_ready_then_nothing_more() {
     let ready = status(Some("abc123456789"), Phase::Ready, ("True", "Applied", ""));
 
     let rel = release(Some(pending), serde_json::json!({}));
-    let sent = transitions(&rel, &committed, Some("release"), &at(5));
+    let sent = tr(&rel, &committed, Some("release"), &at(5));
     assert_eq!(reasons(&sent), ["Committed"]);
     let n = &sent[0];
     assert_eq!(n.severity, "info");
@@ -75,21 +81,55 @@ fn a_new_commit_then_ready_then_nothing_more() {
 
     let rel = release(Some(committed.clone()), serde_json::json!({}));
     assert_eq!(
-        reasons(&transitions(&rel, &committed, None, &at(6))),
+        reasons(&tr(&rel, &committed, None, &at(6))),
         Vec::<&str>::new()
     );
-    assert_eq!(reasons(&transitions(&rel, &ready, None, &at(7))), ["Ready"]);
+    assert_eq!(reasons(&tr(&rel, &ready, None, &at(7))), ["Ready"]);
     let rel = release(Some(ready.clone()), serde_json::json!({}));
     assert!(
-        transitions(&rel, &ready, None, &at(8)).is_empty(),
+        tr(&rel, &ready, None, &at(8)).is_empty(),
         "a steady Ready says nothing"
     );
     // A new version that is Ready at once (the same reconcile) says both, commit first.
     let next = status(Some("def0000000"), Phase::Ready, ("True", "Applied", ""));
     assert_eq!(
-        reasons(&transitions(&rel, &next, Some("release"), &at(9))),
+        reasons(&tr(&rel, &next, Some("release"), &at(9))),
         ["Committed", "Ready"]
     );
+}
+
+#[test]
+fn ready_and_failed_are_told_once_per_commit_unless_the_other_came_between() {
+    let committed = status(
+        Some("abc"),
+        Phase::Committed,
+        ("False", "WaitingForFlux", ""),
+    );
+    let ready = status(Some("abc"), Phase::Ready, ("True", "Applied", ""));
+    let waiting = status(Some("abc"), Phase::Applied, ("False", "WaitingForFlux", ""));
+    let stuck = status(
+        Some("abc"),
+        Phase::Failed,
+        ("False", "RolloutStuck", "no nodes"),
+    );
+    // The reflector may still hold a status older than the last one decided: what was
+    // told is kept by the notifier, and wins.
+    let cached = release(Some(committed.clone()), serde_json::json!({}));
+    let mut seen = Seen::of(&committed);
+    let mut told = vec![];
+    for st in [
+        &ready, &ready, &waiting, &ready, &stuck, &stuck, &waiting, &ready,
+    ] {
+        let (sent, next) = transitions(&cached, &seen, st, None, &at(1));
+        told.extend(reasons(&sent).into_iter().map(str::to_string));
+        seen = next;
+    }
+    assert_eq!(told, ["Ready", "Failed", "Ready"]);
+    // The next commit starts afresh.
+    let next = status(Some("def"), Phase::Ready, ("True", "Applied", ""));
+    let (sent, seen) = transitions(&cached, &seen, &next, Some("release"), &at(2));
+    assert_eq!(reasons(&sent), ["Committed", "Ready"]);
+    assert_eq!(seen.told, Some(Transition::Ready));
 }
 
 #[test]
@@ -105,7 +145,7 @@ fn failed_carries_the_reason_and_is_said_once() {
         ("False", "FluxFailed", "port 99999 is invalid"),
     );
     let rel = release(Some(committed), serde_json::json!({}));
-    let sent = transitions(&rel, &failed, None, &at(5));
+    let sent = tr(&rel, &failed, None, &at(5));
     assert_eq!(reasons(&sent), ["Failed"]);
     assert_eq!(sent[0].severity, "error");
     let f = sent[0].failure.as_ref().unwrap();
@@ -114,7 +154,7 @@ fn failed_carries_the_reason_and_is_said_once() {
         ("FluxFailed", "port 99999 is invalid")
     );
     let rel = release(Some(failed.clone()), serde_json::json!({}));
-    assert!(transitions(&rel, &failed, None, &at(6)).is_empty());
+    assert!(tr(&rel, &failed, None, &at(6)).is_empty());
 }
 
 #[test]
@@ -127,15 +167,15 @@ fn the_commit_action_names_the_transition() {
     );
     let rel = release(Some(old.clone()), serde_json::json!({}));
     assert_eq!(
-        reasons(&transitions(&rel, &new, Some("promote"), &at(1))),
+        reasons(&tr(&rel, &new, Some("promote"), &at(1))),
         ["Promoted"]
     );
     assert_eq!(
-        reasons(&transitions(&rel, &new, Some("rollback"), &at(1))),
+        reasons(&tr(&rel, &new, Some("rollback"), &at(1))),
         ["RolledBack"]
     );
     assert_eq!(
-        reasons(&transitions(&rel, &new, Some("release"), &at(1))),
+        reasons(&tr(&rel, &new, Some("release"), &at(1))),
         ["Committed"]
     );
     assert_eq!(Transition::of_action("promote"), Transition::Promoted);
@@ -145,7 +185,7 @@ fn the_commit_action_names_the_transition() {
         Some(old),
         serde_json::json!({"tumbler.dev/rollback": "2.0.0 -> 1.2.3"}),
     );
-    let sent = transitions(&rolled, &new, None, &at(1));
+    let sent = tr(&rolled, &new, None, &at(1));
     assert_eq!(reasons(&sent), ["RolledBack"]);
     assert_eq!(sent[0].rolled_back_from.as_deref(), Some("2.0.0"));
     assert_eq!(sent[0].action.as_deref(), Some("rollback"));
@@ -159,7 +199,7 @@ fn the_json_has_the_documented_fields_and_slack_gets_text() {
         Phase::Committed,
         ("False", "WaitingForFlux", ""),
     );
-    let n = transitions(&rel, &new, Some("release"), &at(5)).remove(0);
+    let n = tr(&rel, &new, Some("release"), &at(5)).remove(0);
     let v: serde_json::Value =
         serde_json::from_slice(&deliver::body(crate::api::ReceiverType::GenericHmac, &n)).unwrap();
     for field in [
@@ -282,7 +322,7 @@ fn notifier(options: Options) -> (Arc<Notifier>, Arc<Metrics>) {
 
 fn one(reason: &'static str, version: &str) -> Notification {
     let rel = release(None, serde_json::json!({}));
-    let mut n = transitions(
+    let mut n = tr(
         &rel,
         &status(
             Some("abc"),

@@ -27,6 +27,7 @@ use crate::api::Release;
 use super::Error;
 use super::context::Context;
 use super::metrics::{Controller, ReconcileTimer};
+use super::notify;
 use super::status::{event, key, now, publish, with_finalizer};
 use decide::{Deletion, Facts, Progress};
 
@@ -73,16 +74,23 @@ async fn apply(rel: Arc<Release>, ctx: &Context, timer: &ReconcileTimer) -> Resu
         rendered: observed.rendered.as_ref(),
         progress,
     });
-    let sent = match &observed.env {
+    let uid = rel.uid().unwrap_or_default();
+    let notify = match &observed.env {
         Ok(env) if env.spec.notifications.is_some() => {
-            super::notify::transitions(&rel, &decision.status, action, &now)
+            let old = ctx
+                .notifier
+                .seen(&uid)
+                .unwrap_or_else(|| notify::Seen::of(&rel.status.clone().unwrap_or_default()));
+            let (sent, seen) = notify::transitions(&rel, &old, &decision.status, action, &now);
+            Some((env, sent, seen))
         }
-        _ => vec![],
+        _ => None,
     };
     let next = act::finish(ctx, &rel, decision, timer).await?;
     // Only once the status that shows them is written: a failed write is retried, and the
     // transitions are found again against the same old status.
-    if let Ok(env) = &observed.env {
+    if let Some((env, sent, seen)) = notify {
+        ctx.notifier.saw(&uid, seen);
         ctx.notifier.send(env, &sent);
     }
     Ok(next)
@@ -99,6 +107,7 @@ async fn cleanup(rel: Arc<Release>, ctx: &Context) -> Result<Action, Error> {
                 publish(ctx, &*rel, event(reason, text, "Delete")).await;
             }
             ctx.forget(&key(&*rel));
+            ctx.notifier.forget_release(&rel.uid().unwrap_or_default());
             Ok(Action::await_change())
         }
         Deletion::Remove {
@@ -109,6 +118,7 @@ async fn cleanup(rel: Arc<Release>, ctx: &Context) -> Result<Action, Error> {
             let outcome = ctx.writer.submit(target.repo, creds, *change).await?;
             info!(?outcome, "removed app folder");
             ctx.forget(&key(&*rel));
+            ctx.notifier.forget_release(&rel.uid().unwrap_or_default());
             Ok(Action::await_change())
         }
     }
