@@ -13,10 +13,13 @@ use tumbler::api::{Environment, Phase, Release};
 
 use crate::harness::*;
 
-/// A webhook on loopback: answers 200 to every POST and keeps (X-Signature, body).
+/// A request as received: its X-Signature header and its body.
+type Received = (Option<String>, Vec<u8>);
+
+/// A webhook on loopback: answers 200 to every POST and keeps what it received.
 struct Hook {
     url: String,
-    got: Arc<Mutex<Vec<(Option<String>, Vec<u8>)>>>,
+    got: Arc<Mutex<Vec<Received>>>,
 }
 
 impl Hook {
@@ -70,7 +73,7 @@ impl Hook {
 }
 
 /// One HTTP/1.1 request: its X-Signature header and body.
-fn read_request(stream: &TcpStream) -> Option<(Option<String>, Vec<u8>)> {
+fn read_request(stream: &TcpStream) -> Option<Received> {
     let mut reader = BufReader::new(stream.try_clone().ok()?);
     let (mut len, mut signature) = (0usize, None);
     loop {
