@@ -59,6 +59,11 @@ pub struct EnvironmentSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 100))]
     pub history_limit: Option<u32>,
+    /// Webhooks that get the transitions of this Environment's Releases (Committed, Ready,
+    /// Failed, Promoted, RolledBack). Delivery never holds a release back; failures show in
+    /// the `NotificationsDelivered` condition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<super::NotificationsSpec>,
 }
 
 /// The gitops repository.
@@ -224,7 +229,8 @@ pub struct EnvironmentStatus {
     /// The conditions, one per type: `Ready` (repository reachable, branch present),
     /// `Reconciling`, `Stalled`, `FluxReady` (the named Kustomizations exist, run and
     /// succeed; False with reason `NoFluxKustomization` when none is named) and
-    /// `HelmPolicyEnforced` (whether Helm charts are held to the policy).
+    /// `HelmPolicyEnforced` (whether Helm charts are held to the policy) and, with
+    /// receivers, `NotificationsDelivered`.
     #[serde(default)]
     pub conditions: Vec<Condition>,
     /// The `metadata.generation` this status describes.

@@ -80,6 +80,8 @@ pub struct Context {
     /// remove their folders after a namespace deletion removed the Secret first. In memory
     /// only; dropped when the Environment goes.
     pub(super) credentials: Mutex<HashMap<String, Credentials>>,
+    /// Delivers Release transitions to the Environments' receivers, off the reconcile path.
+    pub notifier: Arc<super::notify::Notifier>,
 }
 
 impl Context {

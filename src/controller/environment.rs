@@ -259,7 +259,12 @@ fn flux_condition(st: &mut EnvironmentStatus, obs: &Observed, generation: Option
 async fn apply(env: Arc<Environment>, ctx: &Context) -> Result<Action, Error> {
     let object_key = key(&*env);
     let observed = observe(ctx, &env).await;
-    let (st, summary) = decide(&env, &observed, &now());
+    let now = now();
+    let (mut st, summary) = decide(&env, &observed, &now);
+    ctx.notifier.configure(&env);
+    let receivers = super::notify::receiver_names(&env);
+    let health = ctx.notifier.health(&env, &receivers);
+    super::notify::delivered_condition(&mut st, &env, &health, &now);
     let mut requeue = match &observed.probe {
         Some(Err(_)) => ctx.backoff(&object_key),
         Some(Ok(_)) => {
@@ -287,6 +292,7 @@ async fn cleanup(env: Arc<Environment>, ctx: &Context) -> Result<Action, Error> 
     if users.is_empty() {
         ctx.forget(&key(&*env));
         ctx.forget_credentials(&env);
+        ctx.notifier.forget(&env);
         return Ok(Action::await_change());
     }
     let old = env.status.clone().unwrap_or_default();

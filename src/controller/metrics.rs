@@ -101,6 +101,12 @@ pub struct Metrics {
     legacy_reconciles: Family<KindLabels, Counter>,
     legacy_duration: Histograms<KindLabels>,
     pub events_dropped: Counter,
+    notifications: Family<OutcomeLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: &'static str,
 }
 
 /// Reconcile durations: 5 ms to 41 s, doubling.
@@ -151,6 +157,7 @@ impl Default for Metrics {
         let legacy_reconciles = Family::<KindLabels, Counter>::default();
         let legacy_duration = Histograms::<KindLabels>::new_with_constructor(reconcile_buckets);
         let events_dropped = Counter::default();
+        let notifications = Family::<OutcomeLabels, Counter>::default();
         {
             let t = registry.sub_registry_with_prefix("tumbler");
             t.register(
@@ -173,6 +180,11 @@ impl Default for Metrics {
                 "Normal Events not published because the Event budget was spent (Warnings are never dropped)",
                 events_dropped.clone(),
             );
+            t.register(
+                "notifications",
+                "Notifications of Release transitions, by outcome: delivered, retried (an attempt failed, another follows), failed (every attempt failed), dropped (the receiver's queue was full)",
+                notifications.clone(),
+            );
         }
         let metrics = Metrics {
             registry,
@@ -185,7 +197,13 @@ impl Default for Metrics {
             legacy_reconciles,
             legacy_duration,
             events_dropped,
+            notifications,
         };
+        for outcome in super::notify::deliver::OUTCOMES {
+            let _ = metrics
+                .notifications
+                .get_or_create(&OutcomeLabels { outcome });
+        }
         // Every series exists from the start, at 0, as controller-runtime does: a rate over
         // a counter that appears with its first increment misses that increment.
         for c in Controller::ALL {
@@ -210,6 +228,13 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Counts a notification's outcome (`tumbler_notifications_total{outcome}`).
+    pub fn notification(&self, outcome: &'static str) {
+        self.notifications
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
     /// Adds the collectors that read live state at scrape time.
     pub fn with_state(mut self, releases: Store<Release>, writer: Writer) -> Self {
         self.registry

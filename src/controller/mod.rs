@@ -12,7 +12,9 @@
 //! - `scope`: the watched namespaces (one, several, all) and the filter of several;
 //! - `discovery`: which kinds are cluster-scoped, from API discovery, cached;
 //! - `run`: the admin server, leader election, and both controllers until shutdown;
-//! - `metrics`, `admin`: `/metrics`, `/healthz`, `/readyz`.
+//! - `metrics`, `admin`: `/metrics`, `/healthz`, `/readyz`;
+//! - `notify`: Release transitions sent to the Environments' receivers, off the reconcile
+//!   path, and the Environment's `NotificationsDelivered` condition.
 
 mod admin;
 mod context;
@@ -21,6 +23,7 @@ mod environment;
 mod error;
 mod index;
 pub mod metrics;
+pub mod notify;
 pub mod reason;
 mod release;
 mod run;

@@ -98,6 +98,10 @@ pub enum Reason {
     NotImpersonated,
     FluxFailing,
     FluxUnknown,
+    /// `NotificationsDelivered=True`: the last delivery to every receiver succeeded.
+    Delivered,
+    /// `NotificationsDelivered=False`: a receiver could not be reached or refused.
+    DeliveryFailed,
 
     // --- Events only
     /// A deleted Release let go without removing its folder: its Environment is gone.
@@ -174,6 +178,8 @@ impl Reason {
             NotImpersonated => "NotImpersonated",
             FluxFailing => "FluxFailing",
             FluxUnknown => "FluxUnknown",
+            Delivered => "Delivered",
+            DeliveryFailed => "DeliveryFailed",
             EnvironmentGone => "EnvironmentGone",
             FolderLeftInGit => "FolderLeftInGit",
             Repointed => "Repointed",
@@ -201,6 +207,7 @@ impl Reason {
                 | KustomizationsReady
                 | NoFluxKustomization
                 | Impersonated
+                | Delivered
                 | Repointed
         )
     }

@@ -49,6 +49,8 @@ pub async fn run(client: Client, config: Config) -> Result<(), Error> {
     // Release changes re-queue their Environment through this channel, fed by the Release
     // reflector: no second watch of every Release for the Environment controller.
     let (env_tx, env_rx) = futures::channel::mpsc::unbounded();
+    // The notifier re-queues an Environment when a receiver's health changes.
+    let notify_tx = env_tx.clone();
     let (release_controller, store, environments) =
         release_controller(&client, &config, index.clone(), env_tx);
     let metrics = Arc::new(
@@ -57,6 +59,12 @@ pub async fn run(client: Client, config: Config) -> Result<(), Error> {
             .with_concurrency(config.concurrency.max(1)),
     );
     let admin = start_admin(&config, metrics.clone());
+    let notifier = Arc::new(super::notify::Notifier::new(
+        Some(client.clone()),
+        metrics.clone(),
+        Some(notify_tx),
+        super::notify::Options::default(),
+    ));
     let ctx = Arc::new(Context {
         client: client.clone(),
         writer,
@@ -78,6 +86,7 @@ pub async fn run(client: Client, config: Config) -> Result<(), Error> {
         failures: Mutex::default(),
         probes: Mutex::default(),
         credentials: Mutex::default(),
+        notifier,
     });
 
     if let Some(le) = &config.leader_election {

@@ -15,7 +15,7 @@ fn flux_objects(s: &Scenario, url: &str) {
 /// The GitRepository and the Kustomization that applies `envs/staging`; `wait`: whether it
 /// waits for what it applied to be healthy (not in per-app mode, where each app's own
 /// Kustomization does, and one failing app must not hold the others back).
-fn flux_objects_waiting(s: &Scenario, url: &str, wait: bool) {
+pub(crate) fn flux_objects_waiting(s: &Scenario, url: &str, wait: bool) {
     let doc = format!(
         r#"apiVersion: source.toolkit.fluxcd.io/v1
 kind: GitRepository

@@ -27,6 +27,7 @@ use crate::api::Release;
 use super::Error;
 use super::context::Context;
 use super::metrics::{Controller, ReconcileTimer};
+use super::notify;
 use super::status::{event, key, now, publish, with_finalizer};
 use decide::{Deletion, Facts, Progress};
 
@@ -50,7 +51,13 @@ pub fn error_policy(rel: Arc<Release>, err: &Error, ctx: Arc<Context>) -> Action
 
 async fn apply(rel: Arc<Release>, ctx: &Context, timer: &ReconcileTimer) -> Result<Action, Error> {
     let observed = observe::release(ctx, &rel).await;
-    let progress = match act::write(ctx, decide::plan(&rel, &observed)).await {
+    let plan = decide::plan(&rel, &observed);
+    // The `Tumbler-Action` of the commit this reconcile submits, for the notifications.
+    let action = match &plan {
+        decide::Plan::Submit { change, .. } => Some(change.kind.action()),
+        _ => None,
+    };
+    let progress = match act::write(ctx, plan).await {
         Ok(written) => {
             if written.pushed && ctx.config.nudge_flux {
                 act::nudge_flux(ctx, written.env, &rel).await;
@@ -60,13 +67,33 @@ async fn apply(rel: Arc<Release>, ctx: &Context, timer: &ReconcileTimer) -> Resu
         }
         Err(stopped) => Progress::Stopped(stopped),
     };
+    let now = now();
     let decision = decide::status(&Facts {
         release: &rel,
-        now: now(),
+        now: now.clone(),
         rendered: observed.rendered.as_ref(),
         progress,
     });
-    act::finish(ctx, &rel, decision, timer).await
+    let uid = rel.uid().unwrap_or_default();
+    let notify = match &observed.env {
+        Ok(env) if env.spec.notifications.is_some() => {
+            let old = ctx
+                .notifier
+                .seen(&uid)
+                .unwrap_or_else(|| notify::Seen::of(&rel.status.clone().unwrap_or_default()));
+            let (sent, seen) = notify::transitions(&rel, &old, &decision.status, action, &now);
+            Some((env, sent, seen))
+        }
+        _ => None,
+    };
+    let next = act::finish(ctx, &rel, decision, timer).await?;
+    // Only once the status that shows them is written: a failed write is retried, and the
+    // transitions are found again against the same old status.
+    if let Some((env, sent, seen)) = notify {
+        ctx.notifier.saw(&uid, seen);
+        ctx.notifier.send(env, &sent);
+    }
+    Ok(next)
 }
 
 /// Deletion: remove the app folder from git (when this Release wrote it), then let go.
@@ -80,6 +107,7 @@ async fn cleanup(rel: Arc<Release>, ctx: &Context) -> Result<Action, Error> {
                 publish(ctx, &*rel, event(reason, text, "Delete")).await;
             }
             ctx.forget(&key(&*rel));
+            ctx.notifier.forget_release(&rel.uid().unwrap_or_default());
             Ok(Action::await_change())
         }
         Deletion::Remove {
@@ -90,6 +118,7 @@ async fn cleanup(rel: Arc<Release>, ctx: &Context) -> Result<Action, Error> {
             let outcome = ctx.writer.submit(target.repo, creds, *change).await?;
             info!(?outcome, "removed app folder");
             ctx.forget(&key(&*rel));
+            ctx.notifier.forget_release(&rel.uid().unwrap_or_default());
             Ok(Action::await_change())
         }
     }
