@@ -80,6 +80,8 @@ pub struct Context {
     /// remove their folders after a namespace deletion removed the Secret first. In memory
     /// only; dropped when the Environment goes.
     pub(super) credentials: Mutex<HashMap<String, Credentials>>,
+    /// Clients of the workload clusters of Environments with `spec.cluster`.
+    pub clusters: super::remote::Clusters,
 }
 
 impl Context {
@@ -147,6 +149,14 @@ impl Context {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&uid);
+    }
+
+    /// The cluster an Environment's Flux and workloads live in.
+    pub async fn workloads(
+        &self,
+        env: &Environment,
+    ) -> Result<super::remote::Workloads, super::Error> {
+        Ok(self.clusters.of(&self.client, env).await?)
     }
 
     pub fn releases_api(&self, ns: &str) -> Api<Release> {

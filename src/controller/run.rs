@@ -78,6 +78,7 @@ pub async fn run(client: Client, config: Config) -> Result<(), Error> {
         failures: Mutex::default(),
         probes: Mutex::default(),
         credentials: Mutex::default(),
+        clusters: Default::default(),
     });
 
     if let Some(le) = &config.leader_election {
