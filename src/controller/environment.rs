@@ -476,6 +476,52 @@ mod tests {
     }
 
     #[test]
+    fn a_workload_cluster_says_whether_it_answers_without_credentials() {
+        use crate::controller::remote::RemoteError;
+        let e = env(serde_json::json!({"cluster": {"kubeconfigSecretRef": {"name": "workload"}}}));
+        let reachable = |cluster: Option<Result<String, Error>>| {
+            let mut obs = observed(Ok("abc".into()), None);
+            obs.cluster = cluster;
+            let (st, summary) = decide(&e, &obs, &now());
+            assert_eq!(api::kstatus_violation(&st.conditions), None);
+            // The repository is still fine: Ready is about it.
+            assert_eq!(summary.reason(), Reason::RepositoryReady);
+            find_condition(&st.conditions, CLUSTER_REACHABLE)
+                .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+        };
+        let (status, reason, message) =
+            reachable(Some(Ok("API server https://w answers".into()))).unwrap();
+        assert_eq!(
+            (status.as_str(), reason.as_str()),
+            ("True", "ClusterReachable")
+        );
+        assert!(message.contains("https://w"));
+        let (status, reason, message) =
+            reachable(Some(Err(Error::Remote(RemoteError::Unreachable {
+                server: "https://w".into(),
+                message: "client error (Connect)".into(),
+            }))))
+            .unwrap();
+        assert_eq!(
+            (status.as_str(), reason.as_str()),
+            ("False", "ClusterUnreachable")
+        );
+        assert!(message.contains("https://w") && message.contains("Ready=Unknown"));
+        let (status, reason, _) =
+            reachable(Some(Err(Error::Remote(RemoteError::InvalidKubeconfig {
+                namespace: "platform".into(),
+                name: "workload".into(),
+                problem: "exec plugins are refused".into(),
+            }))))
+            .unwrap();
+        assert_eq!(
+            (status.as_str(), reason.as_str()),
+            ("False", "InvalidKubeconfig")
+        );
+        assert_eq!(reachable(None), None);
+    }
+
+    #[test]
     fn an_overlapping_environment_is_stalled_naming_the_older_one_and_not_probed() {
         let e = env(serde_json::json!({}));
         let (st, summary) = decide(

@@ -6,8 +6,10 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Event;
-use kube::api::{Api, ListParams};
+use std::time::Instant;
+
+use k8s_openapi::api::core::v1::{Event, Secret};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::json;
 use tumbler::api::{Environment, Phase, find_condition};
 
@@ -181,6 +183,7 @@ async fn an_environment_whose_flux_runs_in_another_cluster_reports_from_there() 
     assert_eq!(reason, "ClusterReachable");
 
     // Ready through the second cluster's Flux and workloads; nothing of it runs here.
+    let start = Instant::now();
     s.release("api", "staging", "1.0.0").await;
     let rel = s
         .wait_release_for("api", "phase Ready", Duration::from_secs(120), |r| {
@@ -188,6 +191,10 @@ async fn an_environment_whose_flux_runs_in_another_cluster_reports_from_there() 
                 && ready_is(r, "True", "Applied")
         })
         .await;
+    println!(
+        "apply → Ready through the second cluster: {:.1} s",
+        start.elapsed().as_secs_f64()
+    );
     assert_eq!(
         rel.status.unwrap().last_applied_version.as_deref(),
         Some("1.0.0")
@@ -213,6 +220,7 @@ async fn an_environment_whose_flux_runs_in_another_cluster_reports_from_there() 
 
     // The workload cluster goes away: the Environment says so, the Release waits (Unknown),
     // never Ready from what it saw before.
+    let start = Instant::now();
     apiserver.stop();
     let env = s
         .wait_environment("staging", "ClusterReachable=False", |e| {
@@ -233,6 +241,10 @@ async fn an_environment_whose_flux_runs_in_another_cluster_reports_from_there() 
             |r| ready_is(r, "Unknown", "ClusterUnreachable"),
         )
         .await;
+    println!(
+        "API server stopped → Release Ready=Unknown: {:.1} s",
+        start.elapsed().as_secs_f64()
+    );
     let st = rel.status.clone().unwrap();
     assert_eq!(st.phase, Phase::Committed);
     assert!(cond(&rel, "Reconciling").is_some_and(|c| c.status == "True"));
@@ -257,6 +269,7 @@ async fn an_environment_whose_flux_runs_in_another_cluster_reports_from_there() 
     );
 
     // Back again: Ready comes back by itself.
+    let start = Instant::now();
     apiserver.start();
     s.wait_environment("staging", "ClusterReachable=True again", |e| {
         reachable_is(e, "True")
@@ -267,6 +280,10 @@ async fn an_environment_whose_flux_runs_in_another_cluster_reports_from_there() 
             && ready_is(r, "True", "Applied")
     })
     .await;
+    println!(
+        "API server started → Release Ready again: {:.1} s",
+        start.elapsed().as_secs_f64()
+    );
 
     // What the second cluster's Flux cannot apply fails with Flux's message.
     let bad = json!({
@@ -289,6 +306,39 @@ async fn an_environment_whose_flux_runs_in_another_cluster_reports_from_there() 
         "Flux's message not copied: {}",
         ready.message
     );
+
+    // A rotated kubeconfig is used from the next reconcile on; one that would run a command
+    // is refused, and says so without quoting the Secret.
+    let exec = kubeconfig.replace(
+        &format!("    token: {token}\n"),
+        "    exec: {apiVersion: client.authentication.k8s.io/v1, command: /bin/sh}\n",
+    );
+    assert_ne!(exec, kubeconfig);
+    let secrets: Api<Secret> = Api::namespaced(s.client.clone(), &s.ns);
+    s.apply(
+        &secrets,
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "workload"},
+               "stringData": {"kubeconfig": exec}}),
+    )
+    .await;
+    // Any change re-queues the Environment at once instead of at its next poll.
+    s.environments()
+        .patch(
+            "staging",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"e2e/rotated": "1"}}})),
+        )
+        .await
+        .unwrap();
+    let env = s
+        .wait_environment("staging", "InvalidKubeconfig", |e| {
+            env_condition(e, "ClusterReachable")
+                .is_some_and(|(s, r, _)| s == "False" && r == "InvalidKubeconfig")
+        })
+        .await;
+    let (_, _, message) = env_condition(&env, "ClusterReachable").unwrap();
+    assert!(message.contains("exec"), "{message}");
+    assert!(!message.contains("/bin/sh"), "{message}");
 
     let ns = s.ns.clone();
     s.finish().await;
