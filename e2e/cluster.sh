@@ -10,11 +10,21 @@
 #   e2e/cluster.sh status             what is running
 #   e2e/cluster.sh repo NAME [--private]   a bare repo with an initial commit; prints its URL
 #   e2e/cluster.sh logs               the tail of every log
+#   e2e/cluster.sh remote-apiserver stop|start   stop or start the second cluster's API server
+#
+# `up` also starts a second, lighter control plane (etcd, kube-apiserver, a few
+# kube-controller-manager controllers, kube-scheduler, kwok, Flux's source- and
+# kustomize-controller) under .tumbler-dev/remote with the port offset + 1050: a workload
+# cluster whose Flux reads the same git server, for Environments with `spec.cluster`.
+# TUMBLER_REMOTE_CLUSTER=0 leaves it out.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 state=${TUMBLER_DEV_DIR:-$root/.tumbler-dev}
 pki=$state/pki logs=$state/logs pids=$state/pids
+# `remote`: this run is the second (workload) cluster, started by the first one's `up`.
+role=${TUMBLER_CLUSTER_ROLE:-main}
+remote_state=$state/remote
 
 # Loopback ports, all in one place; TUMBLER_PORT_OFFSET shifts them all, so two checkouts
 # can run a control plane each.
@@ -27,6 +37,9 @@ SOURCE_METRICS=$((28080 + o)) SOURCE_HEALTH=$((29440 + o)) SOURCE_STORAGE=$((290
 KUSTOMIZE_METRICS=$((28081 + o)) KUSTOMIZE_HEALTH=$((29441 + o))
 HELM_METRICS=$((28082 + o)) HELM_HEALTH=$((29442 + o))
 GIT_PORT=$((28090 + o))
+# The second cluster's offset; with offsets 0..600 in steps of 100 for the first clusters,
+# no port of a second cluster meets a port of any first or second cluster.
+REMOTE_OFFSET=$((o + 1050))
 
 log() { echo "cluster: $*" >&2; }
 die() { log "$*"; exit 1; }
@@ -97,6 +110,18 @@ current-context: tumbler-e2e
 KC
 }
 
+start_apiserver() {
+  start kube-apiserver "$1/kube-apiserver" --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
+    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$APISERVER_PORT" \
+    --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
+    --client-ca-file "$pki/ca.crt" \
+    --service-account-issuer https://kubernetes.default.svc.cluster.local \
+    --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
+    --service-cluster-ip-range 10.0.0.0/24 --authorization-mode Node,RBAC --allow-privileged=true \
+    --cert-dir "$state/apiserver-certs" --profiling=false --v=1
+  wait_for kube-apiserver 90 api_ready
+}
+
 api_ready() { curl -sf --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" "https://127.0.0.1:$APISERVER_PORT/readyz" | grep -q ok; }
 http_ok() { curl -sf "$1" >/dev/null; }
 
@@ -115,6 +140,8 @@ export TUMBLER_GIT_ROOT=$state/git
 export TUMBLER_E2E_BIN=$bin
 export TUMBLER_E2E_CACHE_DIR=$(dirname "$bin")
 export TUMBLER_PORT_OFFSET=$o
+export TUMBLER_REMOTE_KUBECONFIG=$remote_state/kubeconfig
+export TUMBLER_REMOTE_SERVER=https://127.0.0.1:$((16443 + REMOTE_OFFSET))
 ENV
 }
 
@@ -124,36 +151,44 @@ up() {
   mkdir -p "$state" "$logs" "$pids" "$state/git" "$state/flux-storage"
   pki_setup
   kubeconfig_write
-  [ -f "$state/git-password" ] || head -c 18 /dev/urandom | base64 | tr -d '/+=' > "$state/git-password"
-  env_write "$bin"
   export KUBECONFIG=$state/kubeconfig
   local t0=$SECONDS
+  if [ "$role" = remote ]; then up_workloads "$bin" "$cache"; log "remote cluster up in $((SECONDS - t0))s; logs in $logs"; return; fi
+  [ -f "$state/git-password" ] || head -c 18 /dev/urandom | base64 | tr -d '/+=' > "$state/git-password"
+  env_write "$bin"
 
   start gitserver env GIT_SERVER_USERNAME=tumbler GIT_SERVER_PASSWORD="$(cat "$state/git-password")" \
     python3 "$here/gitserver.py" "$state/git" "$GIT_PORT"
+  wait_for gitserver 10 http_ok "http://127.0.0.1:$GIT_PORT/healthz"
+  up_workloads "$bin" "$cache"
+  local t1=$SECONDS
+  if [ "${TUMBLER_REMOTE_CLUSTER:-1}" != 0 ]; then
+    TUMBLER_CLUSTER_ROLE=remote TUMBLER_DEV_DIR="$remote_state" TUMBLER_PORT_OFFSET=$REMOTE_OFFSET "$here/cluster.sh" up
+  fi
+  log "up in $((SECONDS - t0))s (the second cluster $((SECONDS - t1))s of it); logs in $logs"
+  echo "export KUBECONFIG=$state/kubeconfig   # or: source $state/env"
+}
+
+# up_workloads BIN CACHE: a cluster with its Flux; the first one also runs helm-controller and
+# holds Tumbler's CRDs.
+up_workloads() {
+  local bin=$1 cache=$2
   start etcd "$bin/etcd" --data-dir "$state/etcd" --name e2e \
     --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
     --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
     --initial-cluster "e2e=http://127.0.0.1:$ETCD_PEER_PORT" --unsafe-no-fsync --quota-backend-bytes 4294967296
   wait_for etcd 30 http_ok "http://127.0.0.1:$ETCD_PORT/health"
-  wait_for gitserver 10 http_ok "http://127.0.0.1:$GIT_PORT/healthz"
+  start_apiserver "$bin"
 
-  start kube-apiserver "$bin/kube-apiserver" --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
-    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$APISERVER_PORT" \
-    --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
-    --client-ca-file "$pki/ca.crt" \
-    --service-account-issuer https://kubernetes.default.svc.cluster.local \
-    --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
-    --service-cluster-ip-range 10.0.0.0/24 --authorization-mode Node,RBAC --allow-privileged=true \
-    --cert-dir "$state/apiserver-certs" --profiling=false --v=1
-  wait_for kube-apiserver 90 api_ready
-
+  # The second cluster runs only what its workloads and ServiceAccounts need.
+  local controllers='*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle'
+  [ "$role" = remote ] && controllers='deployment,replicaset,serviceaccount,serviceaccount-token,namespace,garbagecollector,root-ca-cert-publisher'
   start kube-controller-manager "$bin/kube-controller-manager" --kubeconfig "$state/kubeconfig" \
     --authentication-kubeconfig "$state/kubeconfig" --authorization-kubeconfig "$state/kubeconfig" \
     --bind-address 127.0.0.1 --secure-port "$KCM_PORT" --leader-elect=false \
     --service-account-private-key-file "$pki/sa.key" --root-ca-file "$pki/ca.crt" \
     --cluster-signing-cert-file "$pki/ca.crt" --cluster-signing-key-file "$pki/ca.key" \
-    --use-service-account-credentials=true --controllers '*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle' --v=1
+    --use-service-account-credentials=true --controllers "$controllers" --v=1
   start kube-scheduler "$bin/kube-scheduler" --kubeconfig "$state/kubeconfig" \
     --authentication-kubeconfig "$state/kubeconfig" --authorization-kubeconfig "$state/kubeconfig" \
     --bind-address 127.0.0.1 --secure-port "$SCHEDULER_PORT" --leader-elect=false --v=1
@@ -166,7 +201,7 @@ up() {
   for c in source-controller kustomize-controller helm-controller; do
     "$kubectl" apply --server-side --force-conflicts -f "$cache/crds/$c" >/dev/null
   done
-  if ls "$root"/crds/*.yaml >/dev/null 2>&1; then
+  if [ "$role" = main ] && ls "$root"/crds/*.yaml >/dev/null 2>&1; then
     "$kubectl" apply --server-side --force-conflicts -f "$root/crds" >/dev/null
   fi
   "$kubectl" wait --for condition=Established crd --all --timeout=60s >/dev/null
@@ -208,15 +243,16 @@ NODE
   start kustomize-controller "$bin/kustomize-controller" \
     --metrics-addr "127.0.0.1:$KUSTOMIZE_METRICS" --health-addr "127.0.0.1:$KUSTOMIZE_HEALTH" \
     --enable-leader-election=false --watch-all-namespaces=true --log-encoding console
-  start helm-controller "$bin/helm-controller" \
-    --metrics-addr "127.0.0.1:$HELM_METRICS" --health-addr "127.0.0.1:$HELM_HEALTH" \
-    --enable-leader-election=false --watch-all-namespaces=true --log-encoding console
+  if [ "$role" = main ]; then
+    start helm-controller "$bin/helm-controller" \
+      --metrics-addr "127.0.0.1:$HELM_METRICS" --health-addr "127.0.0.1:$HELM_HEALTH" \
+      --enable-leader-election=false --watch-all-namespaces=true --log-encoding console
+  fi
   wait_for source-controller 60 http_ok "http://127.0.0.1:$SOURCE_HEALTH/readyz"
   wait_for kustomize-controller 60 http_ok "http://127.0.0.1:$KUSTOMIZE_HEALTH/readyz"
-  wait_for helm-controller 60 http_ok "http://127.0.0.1:$HELM_HEALTH/readyz"
-
-  log "up in $((SECONDS - t0))s; logs in $logs"
-  echo "export KUBECONFIG=$state/kubeconfig   # or: source $state/env"
+  if [ "$role" = main ]; then
+    wait_for helm-controller 60 http_ok "http://127.0.0.1:$HELM_HEALTH/readyz"
+  fi
 }
 
 node_ready() {
@@ -225,6 +261,9 @@ node_ready() {
 }
 
 down() {
+  if [ "$role" = main ] && [ -d "$remote_state/pids" ]; then
+    TUMBLER_CLUSTER_ROLE=remote TUMBLER_DEV_DIR="$remote_state" TUMBLER_PORT_OFFSET=$REMOTE_OFFSET "$here/cluster.sh" down
+  fi
   [ -d "$pids" ] || return 0
   local order="helm-controller kustomize-controller source-controller kwok kube-scheduler kube-controller-manager kube-apiserver etcd gitserver"
   for name in $order; do
@@ -241,10 +280,37 @@ down() {
   done
   # A fresh start next time: the cluster's data is throw-away.
   rm -rf "$state/etcd" "$state/flux-storage"
-  log "down"
+  if [ "$role" = main ]; then log "down"; else log "second cluster down"; fi
+}
+
+# remote_apiserver stop|start: the second cluster's API server alone, so that a test can
+# make the workload cluster unreachable and bring it back.
+remote_apiserver() {
+  if [ "$role" = main ]; then
+    TUMBLER_CLUSTER_ROLE=remote TUMBLER_DEV_DIR="$remote_state" TUMBLER_PORT_OFFSET=$REMOTE_OFFSET "$here/cluster.sh" remote-apiserver "$1"
+    return
+  fi
+  case "$1" in
+    stop)
+      [ -f "$pids/kube-apiserver" ] || return 0
+      local pid; pid=$(cat "$pids/kube-apiserver")
+      kill -TERM -- "-$pid" 2>/dev/null || true
+      for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      kill -KILL -- "-$pid" 2>/dev/null || true
+      rm -f "$pids/kube-apiserver"
+      log "remote kube-apiserver stopped" ;;
+    start)
+      start_apiserver "$(bin_dir)"
+      log "remote kube-apiserver started" ;;
+    *) die "usage: cluster.sh remote-apiserver stop|start" ;;
+  esac
 }
 
 status() {
+  if [ "$role" = main ] && [ -d "$remote_state/pids" ]; then
+    echo "second cluster:"
+    TUMBLER_CLUSTER_ROLE=remote TUMBLER_DEV_DIR="$remote_state" TUMBLER_PORT_OFFSET=$REMOTE_OFFSET "$here/cluster.sh" status | sed 's/^/  /'
+  fi
   for f in "$pids"/*; do
     [ -e "$f" ] || { echo "nothing running"; return; }
     local name; name=$(basename "$f")
@@ -271,7 +337,7 @@ repo() {
 }
 
 logs_tail() {
-  for f in "$logs"/*.log; do
+  for f in "$logs"/*.log "$remote_state"/logs/*.log; do
     [ -e "$f" ] || continue
     echo "==> $f <=="; tail -n "${1:-20}" "$f"
   done
@@ -284,5 +350,6 @@ case "${1:-}" in
   status) status ;;
   repo) shift; repo "$@" ;;
   logs) shift; logs_tail "$@" ;;
-  *) sed -n '2,13p' "$0"; exit 2 ;;
+  remote-apiserver) shift; remote_apiserver "${1:-}" ;;
+  *) sed -n '2,21p' "$0"; exit 2 ;;
 esac

@@ -64,6 +64,39 @@ pub struct EnvironmentSpec {
     /// the `NotificationsDelivered` condition.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notifications: Option<super::NotificationsSpec>,
+    /// The workload cluster whose Flux applies `repository.path`, when it is not the cluster
+    /// Tumbler runs in: its Flux objects, the Flux nudge and the Releases' workloads are read
+    /// there. Default: this cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterSpec>,
+}
+
+/// How Tumbler reaches a workload cluster (pull: Tumbler reads it with a kubeconfig).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterSpec {
+    /// A Secret in the Environment's namespace whose key `kubeconfig` (or `secretRef.key`)
+    /// holds a kubeconfig for the workload cluster: an `https://` server, its CA inline
+    /// (`certificate-authority-data`), and a bearer token or client certificate inline. No
+    /// files, `exec` or auth-provider plugins. Least-privilege RBAC for it:
+    /// `config/remote/rbac.yaml`.
+    pub kubeconfig_secret_ref: KubeconfigSecretRef,
+}
+
+/// A Secret key holding a kubeconfig.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KubeconfigSecretRef {
+    /// Name of the Secret, in the Environment's namespace.
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
+    pub name: String,
+    /// The key holding the kubeconfig; default `kubeconfig`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[-._a-zA-Z0-9]+$"))]
+    pub key: Option<String>,
 }
 
 /// The gitops repository.

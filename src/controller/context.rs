@@ -82,6 +82,8 @@ pub struct Context {
     pub(super) credentials: Mutex<HashMap<String, Credentials>>,
     /// Delivers Release transitions to the Environments' receivers, off the reconcile path.
     pub notifier: Arc<super::notify::Notifier>,
+    /// Clients of the workload clusters of Environments with `spec.cluster`.
+    pub clusters: super::remote::Clusters,
 }
 
 impl Context {
@@ -149,6 +151,14 @@ impl Context {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&uid);
+    }
+
+    /// The cluster an Environment's Flux and workloads live in.
+    pub async fn workloads(
+        &self,
+        env: &Environment,
+    ) -> Result<super::remote::Workloads, super::Error> {
+        Ok(self.clusters.of(&self.client, env).await?)
     }
 
     pub fn releases_api(&self, ns: &str) -> Api<Release> {

@@ -23,6 +23,7 @@ use super::context::{Context, RESYNC};
 use super::metrics::Controller;
 use super::reason::Reason;
 use super::release::observe::credentials;
+use super::remote::CLUSTER_REACHABLE;
 use super::status::{Summary, key, now, summarise, with_finalizer, write_status};
 
 /// The Flux condition type on Environments.
@@ -55,6 +56,8 @@ pub struct Observed {
     pub probe: Option<Result<String, Error>>,
     /// Each Kustomization it names: `namespace/name` and what was found.
     pub flux: Vec<(String, FluxState)>,
+    /// With `spec.cluster`: whether the workload cluster answers (what it said), or why not.
+    pub cluster: Option<Result<String, Error>>,
 }
 
 #[derive(Debug)]
@@ -86,11 +89,40 @@ async fn observe(ctx: &Context, env: &Environment) -> Observed {
             Err(e) => Err(e),
         })
     };
+    // The Kustomizations live in the workload cluster, when the Environment names one.
+    let (workloads, cluster) = match (&env.spec.cluster, ctx.workloads(env).await) {
+        (None, Ok(wl)) => (Ok(wl), None),
+        (_, Ok(wl)) => {
+            let answer = wl.client.apiserver_version().await.map_err(|e| wl.error(e));
+            let answer = answer.map(|v| {
+                format!(
+                    "API server {} answers (Kubernetes {})",
+                    wl.tag(),
+                    v.git_version
+                )
+            });
+            match answer {
+                Ok(said) => (Ok(wl), Some(Ok(said))),
+                Err(e) => (Err(e.to_string()), Some(Err(e))),
+            }
+        }
+        (_, Err(e)) => (Err(e.to_string()), Some(Err(e))),
+    };
     let mut flux = vec![];
     for ks in env.spec.flux.iter().flat_map(|f| f.kustomizations.iter()) {
         let ks_ns = ks.namespace.clone().unwrap_or_else(|| ns.clone());
+        let wl = match &workloads {
+            Ok(wl) => wl,
+            Err(e) => {
+                flux.push((
+                    format!("{ks_ns}/{}", ks.name),
+                    FluxState::Unknown(e.clone()),
+                ));
+                continue;
+            }
+        };
         let api: Api<DynamicObject> =
-            Api::namespaced_with(ctx.client.clone(), &ks_ns, &kustomization_resource());
+            Api::namespaced_with(wl.client.clone(), &ks_ns, &kustomization_resource());
         let state = match api.get_opt(&ks.name).await {
             Ok(Some(obj)) => {
                 let k = FluxObject::from_dynamic(&obj);
@@ -113,6 +145,7 @@ async fn observe(ctx: &Context, env: &Environment) -> Observed {
         overlaps,
         probe,
         flux,
+        cluster,
     }
 }
 
@@ -158,10 +191,42 @@ pub fn decide(env: &Environment, obs: &Observed, now: &Time) -> (EnvironmentStat
         Some(Err(e)) => Summary::of_error(e),
     };
     flux_condition(&mut st, obs, env.metadata.generation, now);
+    cluster_condition(&mut st, obs, env.metadata.generation, now);
     helm_policy_condition(&mut st, env, now);
     summarise(&mut st.conditions, &summary, env.metadata.generation, now);
     st.observed_generation = env.metadata.generation;
     (st, summary)
+}
+
+/// `ClusterReachable`, on Environments with `spec.cluster`: whether the workload cluster's
+/// API server answers, or why it cannot be read (reason and message, never credentials).
+fn cluster_condition(
+    st: &mut EnvironmentStatus,
+    obs: &Observed,
+    generation: Option<i64>,
+    now: &Time,
+) {
+    let c = match &obs.cluster {
+        None => {
+            remove_condition(&mut st.conditions, CLUSTER_REACHABLE);
+            return;
+        }
+        Some(Ok(said)) => condition(
+            CLUSTER_REACHABLE,
+            Status::True,
+            Reason::ClusterReachable.as_str(),
+            said.clone(),
+            generation,
+        ),
+        Some(Err(e)) => condition(
+            CLUSTER_REACHABLE,
+            Status::False,
+            e.reason().as_str(),
+            format!("{e}; its Releases wait (Ready=Unknown) until it answers"),
+            generation,
+        ),
+    };
+    set_condition(&mut st.conditions, c, now.clone());
 }
 
 /// The condition type saying whether `allowClusterScoped: false` holds for Helm charts.
@@ -265,6 +330,7 @@ async fn apply(env: Arc<Environment>, ctx: &Context) -> Result<Action, Error> {
     let receivers = super::notify::receiver_names(&env);
     let health = ctx.notifier.health(&env, &receivers);
     super::notify::delivered_condition(&mut st, &env, &health, &now);
+    let cluster_failed = matches!(observed.cluster, Some(Err(_)));
     let mut requeue = match &observed.probe {
         Some(Err(_)) => ctx.backoff(&object_key),
         Some(Ok(_)) => {
@@ -274,6 +340,12 @@ async fn apply(env: Arc<Environment>, ctx: &Context) -> Result<Action, Error> {
         }
         None => RESYNC,
     };
+    if cluster_failed {
+        // Back off, but look again within the Flux poll: its Releases wait on this.
+        requeue = ctx.backoff(&format!("{object_key}/cluster"));
+    } else if observed.cluster.is_some() {
+        ctx.succeeded(&format!("{object_key}/cluster"));
+    }
     if !observed.flux.is_empty() {
         requeue = requeue.min(FLUX_POLL);
     }
@@ -293,6 +365,8 @@ async fn cleanup(env: Arc<Environment>, ctx: &Context) -> Result<Action, Error> 
         ctx.forget(&key(&*env));
         ctx.forget_credentials(&env);
         ctx.notifier.forget(&env);
+        ctx.clusters.forget(&env);
+        ctx.forget(&format!("{}/cluster", key(&*env)));
         return Ok(Action::await_change());
     }
     let old = env.status.clone().unwrap_or_default();
@@ -375,6 +449,7 @@ mod tests {
             overlaps,
             probe: Some(probe),
             flux: vec![],
+            cluster: None,
         }
     }
 
@@ -404,6 +479,52 @@ mod tests {
             helm_policy(serde_json::json!({"policy": {"allowClusterScoped": true}})),
             None
         );
+    }
+
+    #[test]
+    fn a_workload_cluster_says_whether_it_answers_without_credentials() {
+        use crate::controller::remote::RemoteError;
+        let e = env(serde_json::json!({"cluster": {"kubeconfigSecretRef": {"name": "workload"}}}));
+        let reachable = |cluster: Option<Result<String, Error>>| {
+            let mut obs = observed(Ok("abc".into()), None);
+            obs.cluster = cluster;
+            let (st, summary) = decide(&e, &obs, &now());
+            assert_eq!(api::kstatus_violation(&st.conditions), None);
+            // The repository is still fine: Ready is about it.
+            assert_eq!(summary.reason(), Reason::RepositoryReady);
+            find_condition(&st.conditions, CLUSTER_REACHABLE)
+                .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+        };
+        let (status, reason, message) =
+            reachable(Some(Ok("API server https://w answers".into()))).unwrap();
+        assert_eq!(
+            (status.as_str(), reason.as_str()),
+            ("True", "ClusterReachable")
+        );
+        assert!(message.contains("https://w"));
+        let (status, reason, message) =
+            reachable(Some(Err(Error::Remote(RemoteError::Unreachable {
+                server: "https://w".into(),
+                message: "client error (Connect)".into(),
+            }))))
+            .unwrap();
+        assert_eq!(
+            (status.as_str(), reason.as_str()),
+            ("False", "ClusterUnreachable")
+        );
+        assert!(message.contains("https://w") && message.contains("Ready=Unknown"));
+        let (status, reason, _) =
+            reachable(Some(Err(Error::Remote(RemoteError::InvalidKubeconfig {
+                namespace: "platform".into(),
+                name: "workload".into(),
+                problem: "exec plugins are refused".into(),
+            }))))
+            .unwrap();
+        assert_eq!(
+            (status.as_str(), reason.as_str()),
+            ("False", "InvalidKubeconfig")
+        );
+        assert_eq!(reachable(None), None);
     }
 
     #[test]

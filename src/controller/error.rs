@@ -46,6 +46,9 @@ pub enum Error {
     LeaderElection(String),
     #[error("internal error (please report it): {0}")]
     Internal(String),
+    /// The workload cluster of an Environment with `spec.cluster`.
+    #[error(transparent)]
+    Remote(#[from] super::remote::RemoteError),
 }
 
 impl Error {
@@ -68,6 +71,7 @@ impl Error {
             Error::Git(e) => Reason::from(e),
             Error::Finalizer(_) | Error::LeaderElection(_) => Reason::FinalizerFailed,
             Error::Internal(_) => Reason::InternalError,
+            Error::Remote(e) => Reason::from(e),
         }
     }
 
@@ -83,6 +87,7 @@ impl Error {
             Error::Credentials(e) => !matches!(e, CredentialsError::Kube(_)),
             Error::Render(e) => e.is_terminal(),
             Error::Git(e) => e.is_terminal(),
+            Error::Remote(e) => e.is_terminal(),
             Error::Kube(_)
             | Error::Finalizer(_)
             | Error::LeaderElection(_)

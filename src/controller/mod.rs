@@ -11,6 +11,7 @@
 //! - `context`: what every reconcile receives;
 //! - `scope`: the watched namespaces (one, several, all) and the filter of several;
 //! - `discovery`: which kinds are cluster-scoped, from API discovery, cached;
+//! - `remote`: the workload cluster of an Environment with `spec.cluster`, a cached client;
 //! - `run`: the admin server, leader election, and both controllers until shutdown;
 //! - `metrics`, `admin`: `/metrics`, `/healthz`, `/readyz`;
 //! - `notify`: Release transitions sent to the Environments' receivers, off the reconcile
@@ -26,6 +27,7 @@ pub mod metrics;
 pub mod notify;
 pub mod reason;
 mod release;
+pub mod remote;
 mod run;
 mod scope;
 mod status;

@@ -110,6 +110,14 @@ pub enum Reason {
     FolderLeftInGit,
     /// A Release was written to its Environment's new repository, branch or path.
     Repointed,
+
+    // --- workload clusters (`spec.cluster`)
+    /// `ClusterReachable=True`: the workload cluster's API server answers.
+    ClusterReachable,
+    /// The workload cluster's API server does not answer: its facts are unknown.
+    ClusterUnreachable,
+    /// The kubeconfig Secret of `spec.cluster` is not usable.
+    InvalidKubeconfig,
 }
 
 impl Reason {
@@ -183,6 +191,9 @@ impl Reason {
             EnvironmentGone => "EnvironmentGone",
             FolderLeftInGit => "FolderLeftInGit",
             Repointed => "Repointed",
+            ClusterReachable => "ClusterReachable",
+            ClusterUnreachable => "ClusterUnreachable",
+            InvalidKubeconfig => "InvalidKubeconfig",
         }
     }
 
@@ -209,6 +220,7 @@ impl Reason {
                 | Impersonated
                 | Delivered
                 | Repointed
+                | ClusterReachable
         )
     }
 }
@@ -238,6 +250,18 @@ impl From<&crate::render::RenderError> for Reason {
             R::RbacRefused { .. } => Reason::RbacRefused,
             R::TooLarge { .. } => Reason::RenderTooLarge,
             R::Yaml(_) => Reason::RenderFailed,
+        }
+    }
+}
+
+impl From<&super::remote::RemoteError> for Reason {
+    fn from(e: &super::remote::RemoteError) -> Self {
+        use super::remote::RemoteError as R;
+        match e {
+            R::SecretNotFound { .. } => Reason::SecretNotFound,
+            R::InvalidKubeconfig { .. } => Reason::InvalidKubeconfig,
+            R::Unreachable { .. } => Reason::ClusterUnreachable,
+            R::Kube(_) => Reason::KubernetesError,
         }
     }
 }

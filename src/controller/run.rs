@@ -87,6 +87,7 @@ pub async fn run(client: Client, config: Config) -> Result<(), Error> {
         probes: Mutex::default(),
         credentials: Mutex::default(),
         notifier,
+        clusters: Default::default(),
     });
 
     if let Some(le) = &config.leader_election {

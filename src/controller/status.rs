@@ -179,6 +179,15 @@ pub fn summarise(
 ) {
     let (ready, reason, message) = match summary {
         Summary::Ready { reason, message } => (Status::True, reason.as_str(), message),
+        // A workload cluster that does not answer: whether the Release runs is not known.
+        Summary::Progressing {
+            reason: Reason::ClusterUnreachable,
+            message,
+        } => (
+            Status::Unknown,
+            Reason::ClusterUnreachable.as_str(),
+            message,
+        ),
         Summary::Progressing { reason, message } => (Status::False, reason.as_str(), message),
         Summary::Stalled { reason, message } | Summary::Unverified { reason, message } => {
             (Status::False, reason.as_str(), message)

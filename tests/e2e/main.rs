@@ -3,6 +3,7 @@
 
 mod api;
 mod cli;
+mod clusters;
 mod dashboards;
 mod flux;
 mod harness;

@@ -14,6 +14,7 @@ use crate::gitops::Outcome;
 use super::super::Error;
 use super::super::context::Context;
 use super::super::metrics::ReconcileTimer;
+use super::super::remote::Workloads;
 use super::super::status::{event, key, publish, write_status};
 use super::decide::{Decision, Fault, Plan, Requeue, Stopped, Target, Written};
 use super::observe::applying_kustomizations;
@@ -114,7 +115,7 @@ pub async fn finish(
 /// Pushes close together share one nudge per Flux object (the first at once, one more after
 /// the last within a second), so a burst of Releases costs Flux's objects a few patches, not
 /// one per Release. Failures are logged: Flux still polls.
-pub async fn nudge_flux(ctx: &Context, env: &Environment, rel: &Release) {
+pub async fn nudge_flux(ctx: &Context, wl: &Workloads, env: &Environment, rel: &Release) {
     let env_ns = env.namespace().unwrap_or_default();
     let ks_res = flux::kustomization_resource();
     let mut all = env
@@ -141,7 +142,7 @@ pub async fn nudge_flux(ctx: &Context, env: &Environment, rel: &Release) {
     for ks in &all {
         let ns = ks.namespace.clone().unwrap_or_else(|| env_ns.clone());
         if sources.is_empty() {
-            let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &ns, &ks_res);
+            let api: Api<DynamicObject> = Api::namespaced_with(wl.client.clone(), &ns, &ks_res);
             if let Ok(Some(obj)) = api.get_opt(&ks.name).await
                 && let Some((kind, name, src_ns)) = FluxObject::from_dynamic(&obj).source
                 && kind == "GitRepository"
@@ -158,12 +159,13 @@ pub async fn nudge_flux(ctx: &Context, env: &Environment, rel: &Release) {
     if targets.is_empty() {
         return;
     }
+    // The same names in two clusters are two sets of Flux objects.
     let key = targets
         .iter()
-        .map(|(r, ns, name)| format!("{}/{ns}/{name}", r.kind))
+        .map(|(r, ns, name)| format!("{}{}/{ns}/{name}", wl.tag(), r.kind))
         .collect::<Vec<_>>()
         .join(",");
-    let client = ctx.client.clone();
+    let client = wl.client.clone();
     if let Some(now) = ctx
         .nudges
         .run(key, move || patch_requested_at(client, targets))

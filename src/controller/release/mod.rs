@@ -59,10 +59,17 @@ async fn apply(rel: Arc<Release>, ctx: &Context, timer: &ReconcileTimer) -> Resu
     };
     let progress = match act::write(ctx, plan).await {
         Ok(written) => {
-            if written.pushed && ctx.config.nudge_flux {
-                act::nudge_flux(ctx, written.env, &rel).await;
-            }
-            let cluster = observe::cluster(ctx, &rel, &written).await;
+            // Flux and the workloads live in the Environment's workload cluster, if it names
+            // one (`spec.cluster`), else here.
+            let cluster = match ctx.workloads(written.env).await {
+                Ok(wl) => {
+                    if written.pushed && ctx.config.nudge_flux {
+                        act::nudge_flux(ctx, &wl, written.env, &rel).await;
+                    }
+                    observe::cluster(ctx, &wl, &rel, &written).await
+                }
+                Err(e) => Err(e),
+            };
             Progress::InGit(written, Box::new(cluster))
         }
         Err(stopped) => Progress::Stopped(stopped),

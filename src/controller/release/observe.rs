@@ -15,6 +15,7 @@ use crate::render;
 
 use super::super::Error;
 use super::super::context::Context;
+use super::super::remote::Workloads;
 use super::decide::admission;
 use super::decide::{
     self, Cluster, Deployment, GitFacts, HelmRelease, Kustomization, KustomizationState, Observed,
@@ -134,15 +135,21 @@ pub fn applying_kustomizations(env: &Environment, rel: &Release) -> Vec<Namespac
     }
 }
 
-/// The second observation, after the files are in git: what Flux and the cluster did.
-pub async fn cluster(ctx: &Context, rel: &Release, w: &Written<'_>) -> Result<Cluster, Error> {
+/// The second observation, after the files are in git: what Flux and the cluster did, read
+/// in the cluster Flux runs in (`wl`: this one, or the Environment's workload cluster).
+pub async fn cluster(
+    ctx: &Context,
+    wl: &Workloads,
+    rel: &Release,
+    w: &Written<'_>,
+) -> Result<Cluster, Error> {
     let env_ns = w.env.namespace().unwrap_or_default();
     let res = flux::kustomization_resource();
     let mut cluster = Cluster::default();
     for ks in applying_kustomizations(w.env, rel) {
         let ns = ks.namespace.clone().unwrap_or_else(|| env_ns.clone());
         let name = format!("{ns}/{}", ks.name);
-        let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &ns, &res);
+        let api: Api<DynamicObject> = Api::namespaced_with(wl.client.clone(), &ns, &res);
         let state = match api.get_opt(&ks.name).await {
             Ok(Some(obj)) => {
                 let obj = FluxObject::from_dynamic(&obj);
@@ -158,7 +165,7 @@ pub async fn cluster(ctx: &Context, rel: &Release, w: &Written<'_>) -> Result<Cl
             }
             Ok(None) => KustomizationState::NotFound,
             Err(kube::Error::Api(e)) if e.code == 404 => KustomizationState::NotInstalled,
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(wl.error(e)),
         };
         cluster.kustomizations.push(Kustomization { name, state });
     }
@@ -167,9 +174,17 @@ pub async fn cluster(ctx: &Context, rel: &Release, w: &Written<'_>) -> Result<Cl
     }
     let namespace = &w.rendered.namespace;
     if rel.spec.helm.is_some() {
-        cluster.helm = Some(helm_release(ctx, namespace, &rel.spec.app).await?);
+        cluster.helm = Some(
+            helm_release(&wl.client, namespace, &rel.spec.app)
+                .await
+                .map_err(|e| wl.error(e))?,
+        );
     }
-    cluster.deployments = Some(deployments(ctx, namespace, &rel.spec.app).await?);
+    cluster.deployments = Some(
+        deployments(&wl.client, namespace, &rel.spec.app)
+            .await
+            .map_err(|e| wl.error(e))?,
+    );
     Ok(cluster)
 }
 
@@ -191,12 +206,13 @@ async fn contains(
         .await?)
 }
 
-async fn helm_release(ctx: &Context, namespace: &str, app: &str) -> Result<HelmRelease, Error> {
-    let api: Api<DynamicObject> = Api::namespaced_with(
-        ctx.client.clone(),
-        namespace,
-        &flux::helm_release_resource(),
-    );
+async fn helm_release(
+    client: &kube::Client,
+    namespace: &str,
+    app: &str,
+) -> Result<HelmRelease, kube::Error> {
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), namespace, &flux::helm_release_resource());
     let name = format!("{namespace}/{app}");
     Ok(match api.get_opt(app).await? {
         None => HelmRelease::Missing { name },
@@ -216,9 +232,13 @@ async fn helm_release(ctx: &Context, namespace: &str, app: &str) -> Result<HelmR
     })
 }
 
-async fn deployments(ctx: &Context, namespace: &str, app: &str) -> Result<Vec<Deployment>, Error> {
+async fn deployments(
+    client: &kube::Client,
+    namespace: &str,
+    app: &str,
+) -> Result<Vec<Deployment>, kube::Error> {
     let selector = format!("app.kubernetes.io/instance={app},app.kubernetes.io/managed-by=tumbler");
-    let list = Api::<K8sDeployment>::namespaced(ctx.client.clone(), namespace)
+    let list = Api::<K8sDeployment>::namespaced(client.clone(), namespace)
         .list(&ListParams::default().labels(&selector))
         .await?;
     let mut out = vec![];
@@ -247,7 +267,7 @@ async fn deployments(ctx: &Context, namespace: &str, app: &str) -> Result<Vec<De
         };
         // Pods are read only for a rollout that is not done.
         if !fact.done() {
-            fact.pods = pod_reasons(ctx, namespace, &spec).await;
+            fact.pods = pod_reasons(client, namespace, &spec).await;
         }
         out.push(fact);
     }
@@ -257,7 +277,7 @@ async fn deployments(ctx: &Context, namespace: &str, app: &str) -> Result<Vec<De
 /// Why a Deployment's pods do not run: `(stuck, text)`. Unschedulable pods are reported,
 /// not stuck. A failed read gives no reasons (the replica counts still tell).
 async fn pod_reasons(
-    ctx: &Context,
+    client: &kube::Client,
     namespace: &str,
     spec: &k8s_openapi::api::apps::v1::DeploymentSpec,
 ) -> Vec<(bool, String)> {
@@ -269,7 +289,7 @@ async fn pod_reasons(
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join(",");
-    let Ok(pods) = Api::<Pod>::namespaced(ctx.client.clone(), namespace)
+    let Ok(pods) = Api::<Pod>::namespaced(client.clone(), namespace)
         .list(&ListParams::default().labels(&sel))
         .await
     else {

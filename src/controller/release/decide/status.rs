@@ -141,24 +141,33 @@ fn repointed(rel: &Release, old: &ReleaseStatus, w: &Written<'_>) -> Option<(Rea
     })
 }
 
-/// The commit is in git, but what the cluster did with it could not be read.
+/// The commit is in git, but what the cluster did with it could not be read. A workload
+/// cluster that cannot be read (`spec.cluster`: unreachable, no usable kubeconfig) leaves
+/// the Release Committed: its last phase, Ready or Failed, would be stale news.
 fn cluster_unknown(old: &ReleaseStatus, w: &Written<'_>, e: &Error) -> Verdict {
-    let phase = if old.commit.as_deref() == Some(w.commit.as_str()) {
-        old.phase
+    let phase =
+        if old.commit.as_deref() == Some(w.commit.as_str()) && !matches!(e, Error::Remote(_)) {
+            old.phase
+        } else {
+            Phase::Committed
+        };
+    let message = format!(
+        "committed {}; cannot read what the cluster did: {e}",
+        short(&w.commit)
+    );
+    // A missing or unusable kubeconfig needs a person.
+    let summary = if matches!(e, Error::Remote(r) if r.is_terminal()) {
+        Summary::Stalled {
+            reason: e.reason(),
+            message,
+        }
     } else {
-        Phase::Committed
-    };
-    (
-        phase,
         Summary::Progressing {
             reason: e.reason(),
-            message: format!(
-                "committed {}; cannot read what the cluster did: {e}",
-                short(&w.commit)
-            ),
-        },
-        Requeue::Backoff,
-    )
+            message,
+        }
+    };
+    (phase, summary, Requeue::Backoff)
 }
 
 /// Records the commit, target and digest, and the `Committed`/`Drifted` conditions.

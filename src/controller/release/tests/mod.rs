@@ -113,6 +113,11 @@ pub(super) fn check(rel: &Release, d: &Decision) {
     assert_eq!(d.status.message.as_deref(), Some(d.summary.message()));
     match d.summary {
         Summary::Ready { .. } => assert_eq!(ready.status, "True"),
+        // Nothing is known of a workload cluster that does not answer.
+        Summary::Progressing {
+            reason: Reason::ClusterUnreachable,
+            ..
+        } => assert_eq!(ready.status, "Unknown"),
         _ => assert_eq!(ready.status, "False"),
     }
 }

@@ -121,6 +121,83 @@ fn a_failed_cluster_read_still_records_the_commit() {
     assert!(d.summary.message().contains("committed 12345678"));
 }
 
+/// The status decided when the Release was Ready on this very commit, and the cluster read
+/// now gives `cluster`.
+fn again_after_ready(cluster: Result<Cluster, Error>) -> Decision {
+    let env = flux_env();
+    let mut rel = release("api", 1);
+    let commit = "12345678".repeat(5);
+    rel.status = Some(ReleaseStatus {
+        phase: Phase::Ready,
+        observed_generation: Some(1),
+        commit: Some(commit.clone()),
+        ..Default::default()
+    });
+    let obs = observed(&rel, env.clone(), Some(None));
+    let Plan::Submit {
+        env, rendered, git, ..
+    } = plan(&rel, &obs)
+    else {
+        panic!("expected a submit");
+    };
+    let written = Written {
+        env,
+        rendered,
+        creds: &git.creds,
+        target: Target::of(env),
+        commit,
+        pushed: false,
+        drift: None,
+    };
+    let d = status(&Facts {
+        release: &rel,
+        now: at(3000),
+        rendered: obs.rendered.as_ref(),
+        progress: Progress::InGit(written, Box::new(cluster)),
+    });
+    check(&rel, &d);
+    d
+}
+
+#[test]
+fn an_unreachable_workload_cluster_leaves_the_release_waiting_never_ready_from_old_news() {
+    use super::super::super::remote::RemoteError;
+    let d = again_after_ready(Err(Error::Remote(RemoteError::Unreachable {
+        server: "https://10.0.0.9:6443".into(),
+        message: "client error (Connect)".into(),
+    })));
+    assert_eq!(d.summary.reason(), Reason::ClusterUnreachable);
+    assert_eq!(d.status.phase, Phase::Committed);
+    assert_eq!(cond(&d, api::READY).unwrap().status, "Unknown");
+    assert_eq!(cond(&d, api::RECONCILING).unwrap().status, "True");
+    assert!(!is_stalled(&d));
+    assert_eq!(d.requeue, Requeue::Backoff);
+    assert!(d.summary.message().contains("https://10.0.0.9:6443"));
+
+    // A missing kubeconfig needs a person: Stalled, still not Ready nor Failed.
+    let d = again_after_ready(Err(Error::Remote(RemoteError::SecretNotFound {
+        namespace: "platform".into(),
+        name: "workload".into(),
+        key: "kubeconfig".into(),
+    })));
+    assert_eq!(d.summary.reason(), Reason::SecretNotFound);
+    assert_eq!(d.status.phase, Phase::Committed);
+    assert!(is_stalled(&d));
+
+    // A failed read of this cluster keeps the phase, as before.
+    let d = again_after_ready(Err(kube_error(503)));
+    assert_eq!(d.status.phase, Phase::Ready);
+    assert_eq!(cond(&d, api::READY).unwrap().status, "False");
+
+    // And when the cluster answers again, Ready comes back from what it says.
+    let d = again_after_ready(Ok(Cluster {
+        deployments: Some(vec![deployment(2, 2, vec![])]),
+        ..ks(found("True", true, true))
+    }));
+    assert_eq!(d.status.phase, Phase::Ready);
+    assert_eq!(d.summary.reason(), Reason::Applied);
+}
+
 #[test]
 fn a_change_git_refuses_fails_alone_with_its_reason() {
     let rel = release("api", 1);
