@@ -16,7 +16,7 @@
 
 mod admin;
 mod context;
-mod discovery;
+pub(crate) mod discovery;
 mod environment;
 mod error;
 mod index;

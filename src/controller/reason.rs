@@ -106,6 +106,8 @@ pub enum Reason {
     FolderLeftInGit,
     /// A Release was written to its Environment's new repository, branch or path.
     Repointed,
+    /// A Release's `spec.expiry` passed: Tumbler deletes it.
+    Expired,
 }
 
 impl Reason {
@@ -177,6 +179,7 @@ impl Reason {
             EnvironmentGone => "EnvironmentGone",
             FolderLeftInGit => "FolderLeftInGit",
             Repointed => "Repointed",
+            Expired => "Expired",
         }
     }
 
@@ -202,6 +205,7 @@ impl Reason {
                 | NoFluxKustomization
                 | Impersonated
                 | Repointed
+                | Expired
         )
     }
 }
