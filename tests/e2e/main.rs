@@ -10,6 +10,7 @@ mod install;
 mod robust;
 mod sharding;
 mod tenancy;
+mod workflows_control;
 
 use std::time::Duration;
 
