@@ -74,9 +74,15 @@ fn every_k9s_plugin_runs_a_command_the_cli_accepts() {
     }
     // Every per-Release command has a key; suspend and resume ask first.
     for command in ["log", "reconcile", "suspend", "resume", "diff"] {
-        assert!(commands.contains(command), "no plugin runs `tumbler {command}`");
+        assert!(
+            commands.contains(command),
+            "no plugin runs `tumbler {command}`"
+        );
     }
     for name in ["tumbler-suspend", "tumbler-resume"] {
-        assert_eq!(plugins[name]["confirm"], true, "{name} asks for confirmation");
+        assert_eq!(
+            plugins[name]["confirm"], true,
+            "{name} asks for confirmation"
+        );
     }
 }

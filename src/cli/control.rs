@@ -67,7 +67,7 @@ pub fn control(flags: &KubeArgs, request: Request, args: ControlArgs) -> Result<
         let api = Api::<Release>::namespaced(client, &ns);
         let name = &args.release;
         let rel = get(&api, name, &ns).await?;
-        let (manager, patch, done): (_, _, Box<dyn Fn(&Release) -> Outcome>) = match request {
+        let (manager, patch, done): (_, _, Box<Check>) = match request {
             Request::Reconcile => {
                 if rel.spec.suspend {
                     return Err(err(format!(
@@ -150,6 +150,9 @@ async fn get(api: &Api<Release>, name: &str, ns: &str) -> Result<Release> {
         .map_err(|e| err(e.to_string()))?
         .ok_or_else(|| err(format!("Release {name:?} not found in namespace {ns:?}")))
 }
+
+/// Whether a waited-for request is done, from the Release as it is now.
+type Check = dyn Fn(&Release) -> Outcome;
 
 /// Where a waited-for request is.
 #[derive(Debug, PartialEq, Eq)]

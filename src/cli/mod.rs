@@ -1,5 +1,5 @@
-//! The command line: `tumbler controller | render | crds | log | rollback | completion |
-//! version`. Installed as `kubectl-tumbler` it is also a kubectl plugin (`kubectl tumbler
+//! The command line: `tumbler controller | render | crds | log | rollback | reconcile |
+//! suspend | resume | diff | completion | version`. Installed as `kubectl-tumbler` it is also a kubectl plugin (`kubectl tumbler
 //! ...`), and says so in its usage. The cluster flags are kubectl's: `--kubeconfig`,
 //! `--context`, `--cluster`, `--user`, `-n`, `-A`, before or after the subcommand.
 

@@ -40,10 +40,9 @@ pub fn unified(path: &str, old: Option<&[u8]>, new: Option<&[u8]>) -> Result<Str
         out.push_str(&String::from_utf8_lossy(hunk.header()));
         for l in 0..lines {
             let line = patch.line_in_hunk(h, l).map_err(failed)?;
-            match line.origin() {
-                c @ (' ' | '+' | '-') => out.push(c),
-                // "\ No newline at end of file" and the like carry their own text.
-                _ => {}
+            // Other origins ("\ No newline at end of file") carry their own text.
+            if let c @ (' ' | '+' | '-') = line.origin() {
+                out.push(c);
             }
             out.push_str(&String::from_utf8_lossy(line.content()));
         }
