@@ -36,6 +36,7 @@ fn every_k9s_plugin_runs_a_command_the_cli_accepts() {
     let plugins = doc["plugins"].as_object().expect("a `plugins` mapping");
     assert!(!plugins.is_empty());
     let mut keys = std::collections::BTreeSet::new();
+    let mut commands = std::collections::BTreeSet::new();
     for (name, p) in plugins {
         for field in ["shortCut", "description", "command"] {
             assert!(p[field].is_string(), "{name}: {field} missing");
@@ -66,5 +67,22 @@ fn every_k9s_plugin_runs_a_command_the_cli_accepts() {
         if let Err(e) = tumbler::cli::Cli::try_parse_from(argv) {
             panic!("{name}: the CLI refuses {args:?}: {e}");
         }
+        if let Some(confirm) = p.get("confirm") {
+            assert!(confirm.is_boolean(), "{name}: confirm is a boolean");
+        }
+        commands.insert(args[1].clone());
+    }
+    // Every per-Release command has a key; suspend and resume ask first.
+    for command in ["log", "reconcile", "suspend", "resume", "diff"] {
+        assert!(
+            commands.contains(command),
+            "no plugin runs `tumbler {command}`"
+        );
+    }
+    for name in ["tumbler-suspend", "tumbler-resume"] {
+        assert_eq!(
+            plugins[name]["confirm"], true,
+            "{name} asks for confirmation"
+        );
     }
 }

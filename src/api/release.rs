@@ -101,6 +101,70 @@ pub struct ReleaseSpec {
     /// patch that does not apply fails the render and nothing is committed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub patches: Vec<Patch>,
+    /// Stop committing this Release (as Flux's `suspend`): while true, a change of the spec
+    /// is not committed, the Release says `Suspended`, a reconcile request is not handled
+    /// and an expiry waits; setting it back to false commits what changed meanwhile.
+    /// Deleting a suspended Release still removes its folder. Not recorded in
+    /// `.tumbler/release.yaml`. Default false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub suspend: bool,
+    /// Delete this Release once this much time has passed (a preview release): its folder
+    /// is then removed from git in a commit, as for any deleted Release. `status.expiresAt`
+    /// shows when. Not recorded in `.tumbler/release.yaml`. Default: never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiry: Option<Expiry>,
+}
+
+/// When a Release deletes itself.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Expiry {
+    /// How long the Release lives: a number and a unit, or several (`30s`, `15m`, `2h`,
+    /// `7d`, `1h30m`).
+    #[schemars(length(min = 2, max = 32), regex(pattern = r"^([0-9]{1,6}[smhd])+$"))]
+    pub after: String,
+    /// From when: `Creation` (the Release's creation, the default) or `LastChange` (the
+    /// last change of its spec that Tumbler saw, so a preview updated on every push lives
+    /// on while it is used).
+    #[serde(default)]
+    pub from: ExpiryFrom,
+}
+
+/// What an expiry counts from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ExpiryFrom {
+    /// The Release's `metadata.creationTimestamp`.
+    #[default]
+    Creation,
+    /// The last change of the spec (a new `metadata.generation`) Tumbler saw.
+    LastChange,
+}
+
+/// A duration as `spec.expiry.after` and the CLI's `--timeout` write it: numbers with the
+/// units `s`, `m`, `h`, `d` (`90s`, `1h30m`). `None` for anything else.
+pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
+    let mut total: u64 = 0;
+    let mut number: Option<u64> = None;
+    for c in text.chars() {
+        if let Some(d) = c.to_digit(10) {
+            number = Some(
+                number
+                    .unwrap_or(0)
+                    .checked_mul(10)?
+                    .checked_add(u64::from(d))?,
+            );
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            _ => return None,
+        };
+        total = total.checked_add(number.take()?.checked_mul(unit)?)?;
+    }
+    (number.is_none() && !text.is_empty()).then_some(std::time::Duration::from_secs(total))
 }
 
 /// The built-in app template: one Deployment of one container, with secure defaults
@@ -631,6 +695,13 @@ pub struct ReleaseStatus {
     /// credentials). A generation is written again when its Environment points elsewhere.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// The value of the last `reconcile.tumbler.dev/requestedAt` annotation the controller
+    /// handled (as Flux's `lastHandledReconcileAt`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_handled_reconcile_at: Option<String>,
+    /// When the Release deletes itself (RFC 3339), from `spec.expiry`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
 }
 
 /// The rollout of one workload.
@@ -774,15 +845,51 @@ fn spec_manager(entries: &[ManagedFieldsEntry]) -> Option<&ManagedFieldsEntry> {
             e.subresource.as_deref().unwrap_or_default().is_empty()
                 && e.fields_v1
                     .as_ref()
-                    .is_some_and(|f| f.0.get("f:spec").is_some())
+                    .and_then(|f| f.0.get("f:spec"))
+                    .is_some_and(owns_more_than_suspend)
         })
         .enumerate()
         .max_by_key(|(i, e)| (e.time.as_ref().map(|t| t.0), *i))
         .map(|(_, e)| e)
 }
 
+/// Whether a managed `f:spec` field set holds more than `f:suspend`: suspending and
+/// resuming (`tumbler suspend|resume`) do not make anyone the requester of the change a
+/// resume commits.
+fn owns_more_than_suspend(spec: &serde_json::Value) -> bool {
+    spec.as_object()
+        .is_none_or(|fields| fields.keys().any(|k| k != "f:suspend"))
+}
+
 /// Annotation `tumbler rollback` sets on a Release: `<from version> -> <restored version>`.
 pub const ROLLBACK_ANNOTATION: &str = "tumbler.dev/rollback";
+
+/// Annotation that asks for a reconcile now (as Flux's `reconcile.fluxcd.io/requestedAt`):
+/// any new value is handled once, recorded in `status.lastHandledReconcileAt`, and on a
+/// `Drifted` Release writes its rendered files again.
+pub const RECONCILE_ANNOTATION: &str = "reconcile.tumbler.dev/requestedAt";
+
+impl Release {
+    /// The value of [`RECONCILE_ANNOTATION`], if set.
+    pub fn reconcile_requested_at(&self) -> Option<&str> {
+        self.metadata
+            .annotations
+            .as_ref()?
+            .get(RECONCILE_ANNOTATION)
+            .map(String::as_str)
+    }
+
+    /// A reconcile request not handled yet: the annotation's value differs from
+    /// `status.lastHandledReconcileAt`.
+    pub fn pending_reconcile_request(&self) -> Option<&str> {
+        let requested = self.reconcile_requested_at()?;
+        let handled = self
+            .status
+            .as_ref()
+            .and_then(|s| s.last_handled_reconcile_at.as_deref());
+        (handled != Some(requested)).then_some(requested)
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -828,6 +935,23 @@ mod tests {
         let mut stripped = rel.clone();
         stripped.metadata.managed_fields = None;
         assert_eq!(stripped.requested_by(), None);
+    }
+
+    #[test]
+    fn suspending_or_resuming_does_not_make_a_requester() {
+        let spec = serde_json::json!({"f:spec": {"f:version": {}}});
+        let rel = with_fields(serde_json::json!([
+            entry("ci-bot", "2026-01-01T00:00:00Z", spec),
+            entry(
+                "tumbler-resume",
+                "2026-01-02T00:00:00Z",
+                serde_json::json!({"f:spec": {"f:suspend": {}}})
+            ),
+        ]));
+        assert_eq!(rel.requested_by().as_deref(), Some("ci-bot"));
+        let mut kept = rel.clone();
+        kept.keep_spec_manager_only();
+        assert_eq!(kept.requested_by().as_deref(), Some("ci-bot"));
     }
 
     #[test]

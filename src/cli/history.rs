@@ -69,18 +69,18 @@ pub struct RollbackArgs {
 /// rollback commit.
 pub const ROLLBACK_MANAGER: &str = "tumbler-rollback";
 
-fn err(msg: impl Into<String>) -> Error {
+pub(super) fn err(msg: impl Into<String>) -> Error {
     Error::Usage(msg.into())
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(super) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Runtime::new().map_err(|source| Error::Io {
         path: "tokio runtime".into(),
         source,
     })
 }
 
-fn cache_dir() -> PathBuf {
+pub(super) fn cache_dir() -> PathBuf {
     std::env::var_os("TUMBLER_CACHE_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| std::env::temp_dir().join(format!("tumbler-cli-{}", whoami())))
@@ -428,7 +428,16 @@ pub fn rollback(flags: &KubeArgs, args: RollbackArgs) -> Result<()> {
             .map_err(|e| err(e.to_string()))?
             .ok_or_else(|| err(format!("commit {} has no {path}", &target.commit[..8])))?;
         let old: serde_json::Value = serde_saphyr::from_slice(&bytes).map_err(|e| err(format!("{path} at {}: {e}", &target.commit[..8])))?;
-        let spec = old.get("spec").cloned().ok_or_else(|| err(format!("{path} at {} has no spec", &target.commit[..8])))?;
+        let mut spec = old.get("spec").cloned().ok_or_else(|| err(format!("{path} at {} has no spec", &target.commit[..8])))?;
+        // The record leaves out how Tumbler handles the Release (suspend, expiry): keep them.
+        if let Some(fields) = spec.as_object_mut() {
+            if let Some(expiry) = &rel.spec.expiry {
+                fields.insert("expiry".into(), json!(expiry));
+            }
+            if rel.spec.suspend {
+                fields.insert("suspend".into(), json!(true));
+            }
+        }
         let version = spec.get("version").and_then(|v| v.as_str()).unwrap_or_default().to_string();
         let patch = json!([
             {"op": "replace", "path": "/spec", "value": spec},

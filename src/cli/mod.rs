@@ -1,5 +1,5 @@
-//! The command line: `tumbler controller | render | crds | log | rollback | completion |
-//! version`. Installed as `kubectl-tumbler` it is also a kubectl plugin (`kubectl tumbler
+//! The command line: `tumbler controller | render | crds | log | rollback | reconcile |
+//! suspend | resume | diff | completion | version`. Installed as `kubectl-tumbler` it is also a kubectl plugin (`kubectl tumbler
 //! ...`), and says so in its usage. The cluster flags are kubectl's: `--kubeconfig`,
 //! `--context`, `--cluster`, `--user`, `-n`, `-A`, before or after the subcommand.
 
@@ -11,6 +11,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::{Error, Result};
 
+mod control;
 mod history;
 mod render;
 
@@ -163,6 +164,16 @@ pub enum Command {
     Log(history::LogArgs),
     /// Roll a Release back to an earlier version or commit.
     Rollback(history::RollbackArgs),
+    /// Ask the controller to reconcile a Release now; on a Drifted Release this writes its
+    /// rendered files to git again.
+    Reconcile(control::ControlArgs),
+    /// Suspend a Release: no commit is made for it until it is resumed.
+    Suspend(control::ControlArgs),
+    /// Resume a suspended Release: what changed meanwhile is committed.
+    Resume(control::ControlArgs),
+    /// Show what a commit of a Release's current spec would change at the branch head (exit
+    /// code 0: nothing, 1: something, 2: an error).
+    Diff(control::DiffArgs),
     /// Print a shell completion script (`source <(tumbler completion bash)`).
     Completion {
         /// The shell.
@@ -233,6 +244,23 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         } => render::run(&file, environment.as_deref(), out.as_deref()).map(|_| ExitCode::SUCCESS),
         Command::Log(args) => history::log(&flags, args).map(|_| ExitCode::SUCCESS),
         Command::Rollback(args) => history::rollback(&flags, args).map(|_| ExitCode::SUCCESS),
+        Command::Reconcile(args) => {
+            control::control(&flags, control::Request::Reconcile, args).map(|_| ExitCode::SUCCESS)
+        }
+        Command::Suspend(args) => {
+            control::control(&flags, control::Request::Suspend, args).map(|_| ExitCode::SUCCESS)
+        }
+        Command::Resume(args) => {
+            control::control(&flags, control::Request::Resume, args).map(|_| ExitCode::SUCCESS)
+        }
+        // As diff(1): 0 the same, 1 different, 2 trouble.
+        Command::Diff(args) => match control::diff(&flags, args) {
+            Ok(changed) => Ok(ExitCode::from(u8::from(changed))),
+            Err(e) => {
+                eprintln!("tumbler: {e}");
+                Ok(ExitCode::from(2))
+            }
+        },
     }
 }
 

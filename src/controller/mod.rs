@@ -19,7 +19,7 @@
 
 mod admin;
 mod context;
-mod discovery;
+pub(crate) mod discovery;
 mod environment;
 mod error;
 mod index;

@@ -118,6 +118,8 @@ pub enum Reason {
     ClusterUnreachable,
     /// The kubeconfig Secret of `spec.cluster` is not usable.
     InvalidKubeconfig,
+    /// A Release's `spec.expiry` passed: Tumbler deletes it.
+    Expired,
 }
 
 impl Reason {
@@ -194,6 +196,7 @@ impl Reason {
             ClusterReachable => "ClusterReachable",
             ClusterUnreachable => "ClusterUnreachable",
             InvalidKubeconfig => "InvalidKubeconfig",
+            Expired => "Expired",
         }
     }
 
@@ -221,6 +224,7 @@ impl Reason {
                 | Delivered
                 | Repointed
                 | ClusterReachable
+                | Expired
         )
     }
 }

@@ -17,6 +17,7 @@
 mod auth;
 mod change;
 mod claim;
+pub mod diff;
 mod edit;
 mod error;
 mod history;

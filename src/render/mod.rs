@@ -448,6 +448,13 @@ fn file_name(obj: &Value) -> String {
 
 /// The Release as it is recorded in git: identity and spec only.
 fn release_record(release: &Release) -> Value {
+    // `suspend` and `expiry` say how Tumbler handles the Release, not what it renders:
+    // toggling them changes nothing in git (and a rollback does not bring them back).
+    let spec = crate::api::ReleaseSpec {
+        suspend: false,
+        expiry: None,
+        ..release.spec.clone()
+    };
     json!({
         "apiVersion": "tumbler.dev/v1alpha1",
         "kind": "Release",
@@ -455,7 +462,7 @@ fn release_record(release: &Release) -> Value {
             "name": release.metadata.name,
             "namespace": release.metadata.namespace,
         },
-        "spec": release.spec,
+        "spec": spec,
     })
 }
 

@@ -8,7 +8,7 @@ use tumbler::api::Phase;
 
 use crate::harness::*;
 
-fn flux_objects(s: &Scenario, url: &str) {
+pub(crate) fn flux_objects(s: &Scenario, url: &str) {
     flux_objects_waiting(s, url, true);
 }
 

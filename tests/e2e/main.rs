@@ -12,6 +12,7 @@ mod notifications;
 mod robust;
 mod sharding;
 mod tenancy;
+mod workflows_control;
 
 use std::time::Duration;
 

@@ -14,6 +14,7 @@ use crate::gitops::Outcome;
 use super::super::Error;
 use super::super::context::Context;
 use super::super::metrics::ReconcileTimer;
+use super::super::reason::Reason;
 use super::super::remote::Workloads;
 use super::super::status::{event, key, publish, write_status};
 use super::decide::{Decision, Fault, Plan, Requeue, Stopped, Target, Written};
@@ -71,6 +72,33 @@ pub async fn write<'a>(ctx: &Context, plan: Plan<'a>) -> Result<Written<'a>, Sto
                 Err(e) => Err(Stopped::Failed(Fault::Found(Error::Git(e)))),
             }
         }
+    }
+}
+
+/// Deletes a Release whose `spec.expiry` passed, with an `Expired` Event; its finalizer
+/// then removes the app folder from git, as for any deleted Release.
+pub async fn expire(ctx: &Context, rel: &Release, at: jiff::Timestamp) -> Result<Action, Error> {
+    let expiry = rel.spec.expiry.clone().unwrap_or_default();
+    let note = format!(
+        "expired at {at} (spec.expiry: after {} from {:?}); deleting the Release, which removes its app folder {} from git",
+        expiry.after, expiry.from, rel.spec.app
+    );
+    info!(expires_at = %at, "release expired; deleting it");
+    publish(ctx, rel, event(Reason::Expired, note, "Delete")).await;
+    let api: Api<Release> =
+        Api::namespaced(ctx.client.clone(), &rel.namespace().unwrap_or_default());
+    let params = kube::api::DeleteParams {
+        // Only this very Release: not one created again under the same name meanwhile.
+        preconditions: rel.uid().map(|uid| kube::api::Preconditions {
+            uid: Some(uid),
+            resource_version: None,
+        }),
+        ..Default::default()
+    };
+    match api.delete(&rel.name_any(), &params).await {
+        Ok(_) => Ok(Action::await_change()),
+        Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => Ok(Action::await_change()),
+        Err(e) => Err(Error::Kube(e)),
     }
 }
 

@@ -50,6 +50,9 @@ pub fn error_policy(rel: Arc<Release>, err: &Error, ctx: Arc<Context>) -> Action
 }
 
 async fn apply(rel: Arc<Release>, ctx: &Context, timer: &ReconcileTimer) -> Result<Action, Error> {
+    if let Some(at) = decide::control::expired(&rel, now().0) {
+        return act::expire(ctx, &rel, at).await;
+    }
     let observed = observe::release(ctx, &rel).await;
     let plan = decide::plan(&rel, &observed);
     // The `Tumbler-Action` of the commit this reconcile submits, for the notifications.

@@ -70,7 +70,10 @@ pub async fn release(ctx: &Context, rel: &Release) -> Observed {
     }
     let scopes = ctx.scopes.get(&ctx.client).await;
     let rendered = render::render_with(rel, env, scopes.as_deref()).map_err(Error::from);
-    if let Ok(r) = &rendered {
+    // A suspended Release is rendered (to say whether a change waits) but git is not read.
+    if let Ok(r) = &rendered
+        && !rel.spec.suspend
+    {
         let target = Target::of(env);
         let read_folder = decide::needs_folder(rel, r, &target, obs.claimants.len());
         let app = read_folder.then_some(rel.spec.app.as_str());

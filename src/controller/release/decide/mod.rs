@@ -4,6 +4,7 @@
 //! the facts; nothing else assigns it.
 
 pub mod admission;
+pub mod control;
 mod status;
 
 use std::time::Duration;
@@ -95,7 +96,14 @@ impl Fault<'_> {
 #[derive(Debug)]
 pub enum Stopped<'a> {
     Failed(Fault<'a>),
-    Suspended { environment: String },
+    Suspended {
+        environment: String,
+    },
+    /// The Release itself is suspended (`spec.suspend`); `pending`: it renders other files
+    /// than those last committed.
+    ReleaseSuspended {
+        pending: bool,
+    },
 }
 
 /// What to do about git.
@@ -261,6 +269,17 @@ pub fn already_written(rel: &Release, rendered: &Rendered, target: &Target) -> b
 
 /// Decides what to do about git from what was observed.
 pub fn plan<'a>(rel: &Release, obs: &'a Observed) -> Plan<'a> {
+    if rel.spec.suspend {
+        let committed = rel
+            .status
+            .as_ref()
+            .and_then(|s| s.rendered_digest.as_deref());
+        let pending = match &obs.rendered {
+            Some(Ok(r)) => committed != Some(r.digest.as_str()),
+            _ => false,
+        };
+        return Plan::Stop(Stopped::ReleaseSuspended { pending });
+    }
     let env = match admitted(rel, obs) {
         Ok(env) => env,
         Err(stop) => return Plan::Stop(stop),
@@ -289,17 +308,22 @@ pub fn plan<'a>(rel: &Release, obs: &'a Observed) -> Plan<'a> {
     if already_written(rel, rendered, &target) {
         let st = rel.status.clone().unwrap_or_default();
         let current = git.folder.clone().flatten().unwrap_or_default();
-        return Plan::Compare {
-            written: Written {
-                env,
-                rendered,
-                creds: &git.creds,
-                target,
-                commit: st.commit.unwrap_or_default(),
-                pushed: false,
-                drift: Some(changed_paths(&rendered.files, &current)),
-            },
-        };
+        let drift = changed_paths(&rendered.files, &current);
+        // A reconcile request (`reconcile.tumbler.dev/requestedAt`) on a drifted folder
+        // writes the rendered files again; otherwise the generation is never written twice.
+        if drift.is_empty() || rel.pending_reconcile_request().is_none() {
+            return Plan::Compare {
+                written: Written {
+                    env,
+                    rendered,
+                    creds: &git.creds,
+                    target,
+                    commit: st.commit.unwrap_or_default(),
+                    pushed: false,
+                    drift: Some(drift),
+                },
+            };
+        }
     }
     // The owner check above accepted a recorded owner that no longer claims the folder:
     // the writer may replace it, and only it.

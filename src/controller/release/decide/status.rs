@@ -18,6 +18,7 @@ use super::super::super::reason::Reason;
 use super::super::super::status::{Summary, summarise, truncate};
 use super::{
     Cluster, Decision, HelmRelease, KustomizationState, Progress, Requeue, Stopped, Written,
+    control,
 };
 
 /// Everything the status is decided from.
@@ -53,6 +54,11 @@ pub fn status(facts: &Facts<'_>) -> Decision {
         }
     };
     st.phase = phase;
+    let suspended = matches!(
+        facts.progress,
+        Progress::Stopped(Stopped::ReleaseSuspended { .. })
+    );
+    let requeue = control::record(&mut st, rel, suspended, &facts.now, requeue);
     summarise(&mut st.conditions, &summary, generation, &facts.now);
     st.message = Some(truncate(summary.message(), 500));
     Decision {
@@ -112,6 +118,20 @@ fn before_git(stopped: &Stopped<'_>, old: &ReleaseStatus, generation: Option<i64
                 ),
             },
             Requeue::After(Duration::from_secs(60)),
+        ),
+        Stopped::ReleaseSuspended { pending } => (
+            if *pending { Phase::Pending } else { old.phase },
+            Summary::Progressing {
+                reason: Reason::Suspended,
+                message: if *pending {
+                    "the Release is suspended (spec.suspend): its change is not committed until it is resumed".into()
+                } else {
+                    "the Release is suspended (spec.suspend): nothing is committed for it until it is resumed".into()
+                },
+            },
+            // A change of the Release (resuming it) starts a reconcile by itself; the
+            // resync only looks again.
+            Requeue::After(RESYNC),
         ),
         Stopped::Failed(fault) => {
             let err = fault.error();

@@ -2,6 +2,7 @@
 //! checked on every status. No cluster, no git. Fixtures here; the tables in `plan`,
 //! `status` and `deletion`.
 
+mod control;
 mod deletion;
 mod plan;
 mod status;
