@@ -43,12 +43,12 @@ unit: deps-rust ## Unit tests and the API tests (serde, schemas, CRD drift); no 
 check-crds: ## Fail when crds/ differs from what `tumbler crds` generates.
 	$(CARGO) test --locked --test api committed_crds_match_the_generated_ones
 
-e2e: deps ## End-to-end suite against the local control plane (built from source, cached).
+e2e: deps release ## End-to-end suite against the local control plane (built from source, cached; its real node runs the release binary's image).
 	$(E2E)/with-cluster.sh $(E2E)/run.sh
 
 test: lint unit e2e ## Everything CI runs: lint, unit tests, CRD drift, end-to-end suite.
 
-cluster-up: deps ## Start etcd, kube-apiserver, Flux and a git server on loopback.
+cluster-up: deps release ## Start etcd, kube-apiserver, Flux, a git server on loopback and a real node with the Tumbler image.
 	$(E2E)/cluster.sh up
 
 cluster-down: ## Stop everything cluster-up started.
