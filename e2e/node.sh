@@ -125,6 +125,8 @@ disabled_plugins = ["io.containerd.nri.v1.nri", "io.containerd.internal.v1.traci
   # -998 fails with "failed to update /proc/self/oom_score_adj: Permission denied"):
   # scores below containerd's own are raised to it.
   restrict_oom_score_adj = true
+  # Pod network namespaces under the state dir (not /var/run/netns), where down finds them.
+  netns_mounts_under_state_dir = true
   [plugins.'io.containerd.cri.v1.runtime'.containerd]
     default_runtime_name = "runc"
     [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]

@@ -13,7 +13,7 @@ binary=${1:?usage: rootfs.sh BINARY DEST} dest=${2:?usage: rootfs.sh BINARY DEST
 rm -rf "$dest"; mkdir -p "$dest"
 install -m 0755 "$binary" "$dest/tumbler"
 # Every library ldd resolves, and the loader (the line without '=>').
-libs=$(ldd "$binary" | awk '/=> \// {print $3} /^\s*\/[^ ]+ \(0x/ {print $1}')
+libs=$(ldd "$binary" | awk '/=> \// {print $3} /^[ \t]*\/[^ ]+ \(0x/ {print $1}')
 for lib in $libs; do
   real=$(readlink -f "$lib")
   install -D -m 0755 "$real" "$dest$lib"
