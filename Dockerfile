@@ -1,5 +1,9 @@
 # syntax=docker/dockerfile:1
-# The controller image: a static-ish Rust binary on distroless, running as non-root.
+# The controller image: the release binary, the shared libraries it needs and a nonroot
+# user, on an empty base, running as 65532. The filesystem is made by e2e/image/rootfs.sh,
+# the same script that builds the image without Docker for the local cluster's real node
+# (e2e/node.sh), so both ways give one layout; USER, ENTRYPOINT and CMD are those of
+# e2e/image/image.json (tests/image.rs checks both).
 # Build: docker build -t ghcr.io/tumbler-dev/tumbler:0.1.0 .
 
 FROM rust:1.95-bookworm AS build
@@ -12,11 +16,13 @@ RUN mkdir -p src benches tests/e2e \
  && cargo build --release --locked \
  && rm -rf src
 COPY src ./src
+COPY e2e/image/rootfs.sh ./e2e/image/rootfs.sh
 RUN touch src/main.rs src/lib.rs && cargo build --release --locked \
- && install -D target/release/tumbler /out/tumbler
+ && e2e/image/rootfs.sh target/release/tumbler /rootfs
 
-FROM gcr.io/distroless/cc-debian12:nonroot
-COPY --from=build /out/tumbler /tumbler
+FROM scratch
+COPY --from=build /rootfs /
+ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
 USER 65532:65532
 ENTRYPOINT ["/tumbler"]
 CMD ["controller"]

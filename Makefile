@@ -3,6 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 E2E := e2e
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
 .PHONY: help deps deps-rust build release crds fmt lint chart-readme unit check-crds e2e test cluster-up cluster-down run bench clean
 
@@ -43,12 +44,12 @@ unit: deps-rust ## Unit tests and the API tests (serde, schemas, CRD drift); no 
 check-crds: ## Fail when crds/ differs from what `tumbler crds` generates.
 	$(CARGO) test --locked --test api committed_crds_match_the_generated_ones
 
-e2e: deps ## End-to-end suite against the local control plane (built from source, cached).
-	$(E2E)/with-cluster.sh $(E2E)/run.sh
+e2e: deps build ## End-to-end suite against the local control plane (built from source, cached; its real node runs an image of the debug binary, so CI builds no release binary).
+	TUMBLER_BINARY=$${TUMBLER_BINARY:-$(TARGET_DIR)/debug/tumbler} $(E2E)/with-cluster.sh $(E2E)/run.sh
 
 test: lint unit e2e ## Everything CI runs: lint, unit tests, CRD drift, end-to-end suite.
 
-cluster-up: deps ## Start etcd, kube-apiserver, Flux and a git server on loopback.
+cluster-up: deps release ## Start etcd, kube-apiserver, Flux, a git server on loopback and a real node with the Tumbler image.
 	$(E2E)/cluster.sh up
 
 cluster-down: ## Stop everything cluster-up started.

@@ -2,12 +2,15 @@
 # The local control plane: etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
 # kwok (a fake node that makes pods Running), Flux's source-, kustomize- and helm-controller,
 # and a smart-HTTP git server, all as processes on loopback, built from source by
-# e2e/build.sh. State, logs and pids live in .tumbler-dev/ at the repository root.
+# e2e/build.sh; and a real node (containerd + runc + kubelet, e2e/node.sh, built by
+# e2e/build-node.sh) with the Tumbler image and the test images loaded (TUMBLER_E2E_NODE=0:
+# none). State, logs and pids live in .tumbler-dev/ at the repository root.
 #
 #   e2e/cluster.sh build              build (or find cached) binaries; print the bin dir
 #   e2e/cluster.sh up                 start everything (idempotent) and write .tumbler-dev/env
 #   e2e/cluster.sh down               stop everything it started
 #   e2e/cluster.sh status             what is running
+#   e2e/cluster.sh images             (re)load the Tumbler image from the release binary
 #   e2e/cluster.sh repo NAME [--private]   a bare repo with an initial commit; prints its URL
 #   e2e/cluster.sh logs               the tail of every log
 #   e2e/cluster.sh remote-apiserver stop|start   stop or start the second cluster's API server
@@ -43,6 +46,9 @@ REMOTE_OFFSET=$((o + 1050))
 
 log() { echo "cluster: $*" >&2; }
 die() { log "$*"; exit 1; }
+
+# shellcheck source=e2e/node.sh
+source "$here/node.sh"
 
 bin_dir() { "$here/build.sh"; }
 
@@ -118,7 +124,8 @@ start_apiserver() {
     --service-account-issuer https://kubernetes.default.svc.cluster.local \
     --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
     --service-cluster-ip-range 10.0.0.0/24 --authorization-mode Node,RBAC --allow-privileged=true \
-    --cert-dir "$state/apiserver-certs" --profiling=false --v=1
+    --cert-dir "$state/apiserver-certs" --profiling=false --v=1 \
+    --kubelet-preferred-address-types InternalIP,Hostname
   wait_for kube-apiserver 90 api_ready
 }
 
@@ -143,6 +150,14 @@ export TUMBLER_PORT_OFFSET=$o
 export TUMBLER_REMOTE_KUBECONFIG=$remote_state/kubeconfig
 export TUMBLER_REMOTE_SERVER=https://127.0.0.1:$((16443 + REMOTE_OFFSET))
 ENV
+  if node_enabled; then
+    cat >> "$state/env" <<ENV
+export TUMBLER_NODE=$NODE_NAME
+export TUMBLER_NODE_GIT_URL=http://$NODE_GW:$GIT_PORT/git
+export TUMBLER_NODE_IMAGE=$TUMBLER_IMAGE
+export TUMBLER_NODE_TESTAPP_IMAGE=$TESTAPP_IMAGE
+ENV
+  fi
 }
 
 up() {
@@ -161,6 +176,7 @@ up() {
     python3 "$here/gitserver.py" "$state/git" "$GIT_PORT"
   wait_for gitserver 10 http_ok "http://127.0.0.1:$GIT_PORT/healthz"
   up_workloads "$bin" "$cache"
+  node_up
   local t1=$SECONDS
   if [ "${TUMBLER_REMOTE_CLUSTER:-1}" != 0 ]; then
     TUMBLER_CLUSTER_ROLE=remote TUMBLER_DEV_DIR="$remote_state" TUMBLER_PORT_OFFSET=$REMOTE_OFFSET "$here/cluster.sh" up
@@ -265,6 +281,7 @@ down() {
     TUMBLER_CLUSTER_ROLE=remote TUMBLER_DEV_DIR="$remote_state" TUMBLER_PORT_OFFSET=$REMOTE_OFFSET "$here/cluster.sh" down
   fi
   [ -d "$pids" ] || return 0
+  node_enabled && node_down
   local order="helm-controller kustomize-controller source-controller kwok kube-scheduler kube-controller-manager kube-apiserver etcd gitserver"
   for name in $order; do
     [ -f "$pids/$name" ] || continue
@@ -344,12 +361,13 @@ logs_tail() {
 }
 
 case "${1:-}" in
-  build) bin_dir ;;
+  build) bin_dir; if node_enabled; then node_bin_dir >/dev/null; fi ;;
   up) up ;;
   down) down ;;
   status) status ;;
+  images) nbin=$(node_bin_dir); node_tumbler_image ;;
   repo) shift; repo "$@" ;;
   logs) shift; logs_tail "$@" ;;
   remote-apiserver) shift; remote_apiserver "${1:-}" ;;
-  *) sed -n '2,21p' "$0"; exit 2 ;;
+  *) sed -n '2,22p' "$0"; exit 2 ;;
 esac

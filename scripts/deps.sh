@@ -4,7 +4,8 @@
 #   scripts/deps.sh rust   what building, linting and unit-testing need: a C toolchain and
 #                          perl (vendored libgit2/OpenSSL), rustfmt and clippy. No Go.
 #   scripts/deps.sh        that, plus what the local control plane and the git server need
-#                          (git with http-backend, openssl, python3, curl) and Go.
+#                          (git with http-backend, openssl, python3, curl) and Go, and what
+#                          its real node needs from Debian (runc, the CNI plugins, iptables).
 set -euo pipefail
 mode=${1:-all}
 
@@ -17,6 +18,11 @@ done
 # git http-backend ships with git-core; check it explicitly.
 if [ "$mode" != rust ] && command -v git >/dev/null 2>&1 && [ ! -x "$(git --exec-path)/git-http-backend" ]; then
   need+=(git)
+fi
+if [ "$mode" != rust ]; then
+  command -v runc >/dev/null 2>&1 || need+=(runc)
+  command -v iptables >/dev/null 2>&1 || need+=(iptables)
+  [ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "deps: installing ${need[*]}"

@@ -8,6 +8,7 @@ mod dashboards;
 mod flux;
 mod harness;
 mod install;
+mod node;
 mod notifications;
 mod robust;
 mod sharding;
