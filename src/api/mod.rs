@@ -5,10 +5,12 @@
 pub mod bounded;
 mod conditions;
 mod environment;
+mod promotion;
 mod release;
 
 pub use conditions::*;
 pub use environment::*;
+pub use promotion::*;
 pub use release::*;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{

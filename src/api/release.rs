@@ -101,6 +101,12 @@ pub struct ReleaseSpec {
     /// patch that does not apply fails the render and nothing is committed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub patches: Vec<Patch>,
+    /// Follow another Release (typically the same app in the previous Environment): once it
+    /// is Ready at a version and stayed Ready for `soak`, Tumbler promotes that version and
+    /// its artifact (image tag or digest, or chart version) into this Release. See the
+    /// README's "Promotion".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub follow: Option<super::promotion::Follow>,
 }
 
 /// The built-in app template: one Deployment of one container, with secure defaults
@@ -631,6 +637,10 @@ pub struct ReleaseStatus {
     /// credentials). A generation is written again when its Environment points elsewhere.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// What `spec.follow` sees of the followed Release: the version on offer, when it may be
+    /// promoted, the versions that failed there (never promoted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promotion: Option<super::promotion::PromotionStatus>,
 }
 
 /// The rollout of one workload.

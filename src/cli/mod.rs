@@ -1,5 +1,5 @@
-//! The command line: `tumbler controller | render | crds | log | rollback | completion |
-//! version`. Installed as `kubectl-tumbler` it is also a kubectl plugin (`kubectl tumbler
+//! The command line: `tumbler controller | render | crds | log | rollback | promote |
+//! completion | version`. Installed as `kubectl-tumbler` it is also a kubectl plugin (`kubectl tumbler
 //! ...`), and says so in its usage. The cluster flags are kubectl's: `--kubeconfig`,
 //! `--context`, `--cluster`, `--user`, `-n`, `-A`, before or after the subcommand.
 
@@ -12,6 +12,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use crate::{Error, Result};
 
 mod history;
+mod promote;
 mod render;
 
 pub use history::Output;
@@ -163,6 +164,9 @@ pub enum Command {
     Log(history::LogArgs),
     /// Roll a Release back to an earlier version or commit.
     Rollback(history::RollbackArgs),
+    /// Promote the version the followed Release (spec.follow) is Ready at, now; releases
+    /// the hold of a rollback.
+    Promote(promote::PromoteArgs),
     /// Print a shell completion script (`source <(tumbler completion bash)`).
     Completion {
         /// The shell.
@@ -233,6 +237,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         } => render::run(&file, environment.as_deref(), out.as_deref()).map(|_| ExitCode::SUCCESS),
         Command::Log(args) => history::log(&flags, args).map(|_| ExitCode::SUCCESS),
         Command::Rollback(args) => history::rollback(&flags, args).map(|_| ExitCode::SUCCESS),
+        Command::Promote(args) => promote::promote(&flags, args).map(|_| ExitCode::SUCCESS),
     }
 }
 

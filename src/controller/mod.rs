@@ -22,7 +22,7 @@ mod error;
 mod index;
 pub mod metrics;
 pub mod reason;
-mod release;
+pub(crate) mod release;
 mod run;
 mod scope;
 mod status;

@@ -106,6 +106,25 @@ pub enum Reason {
     FolderLeftInGit,
     /// A Release was written to its Environment's new repository, branch or path.
     Repointed,
+
+    // --- promotion (the `Promoted` condition of followers, and its Events)
+    /// The follower took its upstream's version.
+    Promoted,
+    Promoting,
+    Soaking,
+    UpstreamNotReady,
+    /// The upstream failed at the version on offer; it is never promoted.
+    UpstreamFailed,
+    UpstreamNotFound,
+    /// The follower's Environment does not admit the upstream's namespace.
+    UpstreamNotAllowed,
+    /// A rollback by hand holds automatic promotion.
+    PromotionHeld,
+    AutoPromotionOff,
+    /// Follower and upstream use different kinds of source.
+    SourceMismatch,
+    /// `spec.follow` names the Release itself.
+    InvalidFollow,
 }
 
 impl Reason {
@@ -177,6 +196,17 @@ impl Reason {
             EnvironmentGone => "EnvironmentGone",
             FolderLeftInGit => "FolderLeftInGit",
             Repointed => "Repointed",
+            Promoted => "Promoted",
+            Promoting => "Promoting",
+            Soaking => "Soaking",
+            UpstreamNotReady => "UpstreamNotReady",
+            UpstreamFailed => "UpstreamFailed",
+            UpstreamNotFound => "UpstreamNotFound",
+            UpstreamNotAllowed => "UpstreamNotAllowed",
+            PromotionHeld => "PromotionHeld",
+            AutoPromotionOff => "AutoPromotionOff",
+            SourceMismatch => "SourceMismatch",
+            InvalidFollow => "InvalidFollow",
         }
     }
 
@@ -202,6 +232,12 @@ impl Reason {
                 | NoFluxKustomization
                 | Impersonated
                 | Repointed
+                | Promoted
+                | Promoting
+                | Soaking
+                | UpstreamNotReady
+                | PromotionHeld
+                | AutoPromotionOff
         )
     }
 }

@@ -13,6 +13,7 @@
 pub mod act;
 pub mod decide;
 pub mod observe;
+pub mod promote;
 #[cfg(test)]
 mod tests;
 
@@ -50,6 +51,7 @@ pub fn error_policy(rel: Arc<Release>, err: &Error, ctx: Arc<Context>) -> Action
 
 async fn apply(rel: Arc<Release>, ctx: &Context, timer: &ReconcileTimer) -> Result<Action, Error> {
     let observed = observe::release(ctx, &rel).await;
+    let promotion = promote::run(ctx, &rel, observed.env.as_ref().ok()).await;
     let progress = match act::write(ctx, decide::plan(&rel, &observed)).await {
         Ok(written) => {
             if written.pushed && ctx.config.nudge_flux {
@@ -60,12 +62,13 @@ async fn apply(rel: Arc<Release>, ctx: &Context, timer: &ReconcileTimer) -> Resu
         }
         Err(stopped) => Progress::Stopped(stopped),
     };
-    let decision = decide::status(&Facts {
+    let mut decision = decide::status(&Facts {
         release: &rel,
         now: now(),
         rendered: observed.rendered.as_ref(),
         progress,
     });
+    promote::apply_to(&mut decision, promotion, &rel);
     act::finish(ctx, &rel, decision, timer).await
 }
 

@@ -4,6 +4,7 @@
 //! the facts; nothing else assigns it.
 
 pub mod admission;
+pub mod promotion;
 mod status;
 
 use std::time::Duration;
@@ -379,6 +380,7 @@ fn change_for(
         kind: rel
             .rolled_back_from()
             .map(|from| ChangeKind::Rollback { from })
+            .or_else(|| rel.promoted_from().map(|from| ChangeKind::Promote { from }))
             .unwrap_or(ChangeKind::Release),
         replaces,
         requested_by: rel.requested_by(),
