@@ -7,6 +7,7 @@ mod dashboards;
 mod flux;
 mod harness;
 mod install;
+mod promotion;
 mod robust;
 mod sharding;
 mod tenancy;
