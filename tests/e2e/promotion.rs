@@ -406,3 +406,66 @@ async fn tumbler_promote_refuses_an_upstream_that_is_not_ready() {
     );
     s.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn following_a_release_of_another_namespace_needs_the_environments_admission() {
+    // Staging (with Flux) in one namespace, production's follower in another; one controller
+    // watches both.
+    let mut s = Scenario::bare("promote-xns").await;
+    let team = Scenario::bare("promote-xns-team").await;
+    s.start_controller_with(&["--watch-namespace", &team.ns]);
+    let staging = new_repo(&s.ns, false);
+    flux_for(&s.ns, "staging", &staging);
+    let flux = json!({"targetNamespace": s.ns, "flux": {"kustomizations": [{"name": "staging"}]}});
+    s.apply(&s.environments(), environment("staging", &staging, flux))
+        .await;
+    staging_at(&s, "1.0.0", json!({})).await;
+    wait_ready_at(&s, "api-staging", "1.0.0").await;
+
+    // Production (no Flux: committed is what it gets) admits only its own namespace.
+    let production = new_repo(&team.ns, false);
+    team.apply(
+        &team.environments(),
+        environment("production", &production, json!({})),
+    )
+    .await;
+    let mut doc = template_release("api-prod", "production", "api", "0.9.0");
+    doc["spec"]["follow"] = json!({"release": {"name": "api-staging", "namespace": s.ns}});
+    team.apply(&team.releases(), doc).await;
+    let rel = team
+        .wait_release("api-prod", "UpstreamNotAllowed", |r| {
+            committed(r) && promoted_reason(r) == "UpstreamNotAllowed"
+        })
+        .await;
+    let message = &cond(&rel, "Promoted").unwrap().message;
+    assert!(
+        message.contains(&s.ns) && message.contains("spec.releases.namespaces"),
+        "{message}"
+    );
+    assert_eq!(rel.spec.version, "0.9.0");
+
+    // Once production admits the staging namespace (every e2e namespace has this label), it
+    // follows it.
+    let admit = json!({"releases": {"namespaces": {"from": "Selector",
+        "selector": {"matchLabels": {"tumbler.dev/e2e": "true"}}}}});
+    team.apply(
+        &team.environments(),
+        environment("production", &production, admit),
+    )
+    .await;
+    let rel = team
+        .wait_release("api-prod", "promoted to 1.0.0", |r| {
+            committed(r) && r.spec.version == "1.0.0" && promoted_reason(r) == "UpToDate"
+        })
+        .await;
+    let msg = Clone::of(&production).message(rel.status.as_ref().unwrap().commit.as_ref().unwrap());
+    assert!(
+        msg.contains(&format!(
+            "Tumbler-Promoted-From: {}/api-staging@1.0.0\n",
+            s.ns
+        )),
+        "{msg}"
+    );
+    team.finish().await;
+    s.finish().await;
+}
