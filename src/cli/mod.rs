@@ -644,4 +644,18 @@ current-context: first
             .unwrap_err();
         assert!(e.to_string().contains("missing"), "{e}");
     }
+
+    #[test]
+    fn promote_takes_one_release_and_the_cluster_flags() {
+        let cli = parse(&["tumbler", "promote", "api-prod", "-n", "team-a"]).unwrap();
+        assert_eq!(cli.kube.namespace.as_deref(), Some("team-a"));
+        let Command::Promote(p) = cli.command else {
+            panic!("not promote")
+        };
+        assert_eq!(p.release, "api-prod");
+        assert!(
+            parse(&["tumbler", "promote"]).is_err(),
+            "a Release is required"
+        );
+    }
 }
