@@ -6,11 +6,13 @@ pub mod bounded;
 mod conditions;
 mod environment;
 mod notification;
+mod promotion;
 mod release;
 
 pub use conditions::*;
 pub use environment::*;
 pub use notification::*;
+pub use promotion::*;
 pub use release::*;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{

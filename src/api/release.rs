@@ -113,6 +113,12 @@ pub struct ReleaseSpec {
     /// shows when. Not recorded in `.tumbler/release.yaml`. Default: never.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expiry: Option<Expiry>,
+    /// Follow another Release (typically the same app in the previous Environment): once it
+    /// is Ready at a version and stayed Ready for `soak`, Tumbler promotes that version and
+    /// its artifact (image tag or digest, or chart version) into this Release. See the
+    /// README's "Promotion".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub follow: Option<super::promotion::Follow>,
 }
 
 /// When a Release deletes itself.
@@ -702,6 +708,10 @@ pub struct ReleaseStatus {
     /// When the Release deletes itself (RFC 3339), from `spec.expiry`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<String>,
+    /// What `spec.follow` sees of the followed Release: the version on offer, when it may be
+    /// promoted, the versions that failed there (never promoted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promotion: Option<super::promotion::PromotionStatus>,
 }
 
 /// The rollout of one workload.

@@ -1,5 +1,5 @@
-//! The command line: `tumbler controller | render | crds | log | rollback | reconcile |
-//! suspend | resume | diff | completion | version`. Installed as `kubectl-tumbler` it is also a kubectl plugin (`kubectl tumbler
+//! The command line: `tumbler controller | render | crds | log | rollback | promote |
+//! reconcile | suspend | resume | diff | completion | version`. Installed as `kubectl-tumbler` it is also a kubectl plugin (`kubectl tumbler
 //! ...`), and says so in its usage. The cluster flags are kubectl's: `--kubeconfig`,
 //! `--context`, `--cluster`, `--user`, `-n`, `-A`, before or after the subcommand.
 
@@ -13,6 +13,7 @@ use crate::{Error, Result};
 
 mod control;
 mod history;
+mod promote;
 mod render;
 
 pub use history::Output;
@@ -174,6 +175,9 @@ pub enum Command {
     /// Show what a commit of a Release's current spec would change at the branch head (exit
     /// code 0: nothing, 1: something, 2: an error).
     Diff(control::DiffArgs),
+    /// Promote the version the followed Release (spec.follow) is Ready at, now; releases
+    /// the hold of a rollback.
+    Promote(promote::PromoteArgs),
     /// Print a shell completion script (`source <(tumbler completion bash)`).
     Completion {
         /// The shell.
@@ -261,6 +265,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 Ok(ExitCode::from(2))
             }
         },
+        Command::Promote(args) => promote::promote(&flags, args).map(|_| ExitCode::SUCCESS),
     }
 }
 
@@ -666,5 +671,19 @@ current-context: first
             .await
             .unwrap_err();
         assert!(e.to_string().contains("missing"), "{e}");
+    }
+
+    #[test]
+    fn promote_takes_one_release_and_the_cluster_flags() {
+        let cli = parse(&["tumbler", "promote", "api-prod", "-n", "team-a"]).unwrap();
+        assert_eq!(cli.kube.namespace.as_deref(), Some("team-a"));
+        let Command::Promote(p) = cli.command else {
+            panic!("not promote")
+        };
+        assert_eq!(p.release, "api-prod");
+        assert!(
+            parse(&["tumbler", "promote"]).is_err(),
+            "a Release is required"
+        );
     }
 }

@@ -6,7 +6,7 @@
 //! The index is fed the same watch events as the reflector (`Index::observe`), including the
 //! relist after a watch restarts, which rebuilds it from scratch.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::RwLock;
 
 use kube::ResourceExt;
@@ -111,6 +111,10 @@ struct Environments {
 #[derive(Debug, Default)]
 struct Releases {
     by_env: HashMap<EnvKey, BTreeMap<RelKey, Entry>>,
+    /// Promotion: upstream → the Releases that follow it (`spec.follow`).
+    followers: HashMap<RelKey, BTreeSet<RelKey>>,
+    /// Follower → the upstream it follows, to undo the entry above.
+    follows: HashMap<RelKey, RelKey>,
 }
 
 impl Releases {
@@ -119,6 +123,16 @@ impl Releases {
             .entry(rel.environment_key())
             .or_default()
             .insert(rel_key(rel), Entry::of(rel));
+        self.unfollow(&rel_key(rel));
+        if let Some(follow) = &rel.spec.follow {
+            let me = rel_key(rel);
+            let upstream = follow.upstream_key(&me.0);
+            self.followers
+                .entry(upstream.clone())
+                .or_default()
+                .insert(me.clone());
+            self.follows.insert(me, upstream);
+        }
     }
 
     fn delete(&mut self, rel: &Release) {
@@ -127,6 +141,18 @@ impl Releases {
             names.remove(&rel_key(rel));
             if names.is_empty() {
                 self.by_env.remove(&env);
+            }
+        }
+        self.unfollow(&rel_key(rel));
+    }
+
+    fn unfollow(&mut self, follower: &RelKey) {
+        if let Some(upstream) = self.follows.remove(follower)
+            && let Some(set) = self.followers.get_mut(&upstream)
+        {
+            set.remove(follower);
+            if set.is_empty() {
+                self.followers.remove(&upstream);
             }
         }
     }
@@ -171,6 +197,16 @@ impl Index {
             .by_env
             .get(env)
             .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The Releases that follow `upstream` (`spec.follow`), from every namespace, sorted: a
+    /// change of the upstream re-queues them.
+    pub fn followers(&self, upstream: &RelKey) -> Vec<RelKey> {
+        read(&self.releases)
+            .followers
+            .get(upstream)
+            .map(|s| s.iter().cloned().collect())
             .unwrap_or_default()
     }
 

@@ -26,7 +26,7 @@ mod index;
 pub mod metrics;
 pub mod notify;
 pub mod reason;
-mod release;
+pub(crate) mod release;
 pub mod remote;
 mod run;
 mod scope;

@@ -120,6 +120,24 @@ pub enum Reason {
     InvalidKubeconfig,
     /// A Release's `spec.expiry` passed: Tumbler deletes it.
     Expired,
+    // --- promotion (the `Promoted` condition of followers, and its Events)
+    /// The follower took its upstream's version.
+    Promoted,
+    Promoting,
+    Soaking,
+    UpstreamNotReady,
+    /// The upstream failed at the version on offer; it is never promoted.
+    UpstreamFailed,
+    UpstreamNotFound,
+    /// The follower's Environment does not admit the upstream's namespace.
+    UpstreamNotAllowed,
+    /// A rollback by hand holds automatic promotion.
+    PromotionHeld,
+    AutoPromotionOff,
+    /// Follower and upstream use different kinds of source.
+    SourceMismatch,
+    /// `spec.follow` names the Release itself.
+    InvalidFollow,
 }
 
 impl Reason {
@@ -197,6 +215,17 @@ impl Reason {
             ClusterUnreachable => "ClusterUnreachable",
             InvalidKubeconfig => "InvalidKubeconfig",
             Expired => "Expired",
+            Promoted => "Promoted",
+            Promoting => "Promoting",
+            Soaking => "Soaking",
+            UpstreamNotReady => "UpstreamNotReady",
+            UpstreamFailed => "UpstreamFailed",
+            UpstreamNotFound => "UpstreamNotFound",
+            UpstreamNotAllowed => "UpstreamNotAllowed",
+            PromotionHeld => "PromotionHeld",
+            AutoPromotionOff => "AutoPromotionOff",
+            SourceMismatch => "SourceMismatch",
+            InvalidFollow => "InvalidFollow",
         }
     }
 
@@ -225,6 +254,12 @@ impl Reason {
                 | Repointed
                 | ClusterReachable
                 | Expired
+                | Promoted
+                | Promoting
+                | Soaking
+                | UpstreamNotReady
+                | PromotionHeld
+                | AutoPromotionOff
         )
     }
 }

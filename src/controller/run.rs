@@ -218,6 +218,8 @@ fn release_controller(
     let releases: Api<Release> = api_for(client, config.api_scope());
     let (store, store_writer) = kube::runtime::reflector::store();
     let fed = index.clone();
+    // Followers of a changed Release (promotion), re-queued from the reflector's events.
+    let (followers, followers_rx) = futures::channel::mpsc::unbounded();
     let release_stream = kube::runtime::reflector(
         store_writer,
         watcher::watcher(releases, watch_config(config))
@@ -239,6 +241,12 @@ fn release_controller(
                         // The receiver is gone only when the process stops.
                         let _ = environments
                             .unbounded_send(ObjectRef::<Environment>::new(&name).within(&ns));
+                        // Promotion: a change of an upstream wakes its followers.
+                        let upstream = (rel.namespace().unwrap_or_default(), rel.name_any());
+                        for (ns, name) in fed.followers(&upstream) {
+                            let _ = followers
+                                .unbounded_send(ObjectRef::<Release>::new(&name).within(&ns));
+                        }
                     }
                 }
             }),
@@ -265,17 +273,16 @@ fn release_controller(
         }),
     )
     .touched_objects();
-    let controller = Controller::for_stream(release_stream, store.clone()).watches_stream(
-        env_stream,
-        move |env: Environment| {
+    let controller = Controller::for_stream(release_stream, store.clone())
+        .reconcile_on(followers_rx)
+        .watches_stream(env_stream, move |env: Environment| {
             by_env.environment(&env);
             by_env
                 .users(&(env.namespace().unwrap_or_default(), env.name_any()))
                 .into_iter()
                 .map(|(ns, name)| ObjectRef::<Release>::new(&name).within(&ns))
                 .collect::<Vec<_>>()
-        },
-    );
+        });
     (with_flux_watch(controller, client, index), store, env_store)
 }
 

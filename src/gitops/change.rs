@@ -99,7 +99,14 @@ pub struct Author {
 pub enum ChangeKind {
     Release,
     Delete,
-    Rollback { from: String },
+    Rollback {
+        from: String,
+    },
+    /// The version was promoted from another Release: `from` is
+    /// `<namespace>/<name>@<version>` (the `Tumbler-Promoted-From` trailer).
+    Promote {
+        from: String,
+    },
 }
 
 impl ChangeKind {
@@ -108,6 +115,7 @@ impl ChangeKind {
             ChangeKind::Release => "release",
             ChangeKind::Delete => "delete",
             ChangeKind::Rollback { .. } => "rollback",
+            ChangeKind::Promote { .. } => "promote",
         }
     }
 }
@@ -156,6 +164,13 @@ impl Change {
                     self.app, self.version, self.environment
                 )
             }
+            ChangeKind::Promote { from } => format!(
+                "promote {} {} to {} (from {})",
+                self.app,
+                self.version,
+                self.environment,
+                one_line(from)
+            ),
         };
         let mut message = format!(
             "{title}\n\nTumbler-Release: {}\nTumbler-Generation: {}\nTumbler-Version: {}\nTumbler-App: {}\nTumbler-Environment: {}\nTumbler-Path: {}\nTumbler-Action: {}\n",
@@ -167,6 +182,9 @@ impl Change {
             self.env_path,
             self.kind.action()
         );
+        if let ChangeKind::Promote { from } = &self.kind {
+            message.push_str(&format!("Tumbler-Promoted-From: {}\n", one_line(from)));
+        }
         if let Some(who) = self.requested_by.as_deref().map(one_line) {
             let who = who.trim();
             if !who.is_empty() {
@@ -243,5 +261,26 @@ mod tests {
         for none in [None, Some(""), Some(" ")] {
             assert!(!change(none).message().contains("Requested-By"));
         }
+    }
+
+    #[test]
+    fn a_promotion_names_where_it_came_from() {
+        let mut c = change(Some("tumbler-promotion"));
+        c.kind = ChangeKind::Promote {
+            from: "team/api-staging@1.0".into(),
+        };
+        let msg = c.message();
+        assert!(
+            msg.starts_with("promote api 1.0 to staging (from team/api-staging@1.0)\n"),
+            "{msg}"
+        );
+        let (trailers, _) = crate::gitops::history::parse_message(&msg).unwrap();
+        assert!(trailers.contains(&("Action".into(), "promote".into())));
+        assert!(trailers.contains(&("Promoted-From".into(), "team/api-staging@1.0".into())));
+        // The annotation's value cannot add trailers of its own.
+        c.kind = ChangeKind::Promote {
+            from: "a/b@1\nTumbler-Version: 6".into(),
+        };
+        assert_eq!(c.message().matches("\nTumbler-Version:").count(), 1);
     }
 }

@@ -25,13 +25,17 @@ pub struct LogEntry {
     /// `<namespace>/<name>` of the Release that made the commit.
     pub release: String,
     pub generation: i64,
-    /// `release`, `delete` or `rollback`.
+    /// `release`, `delete`, `rollback` or `promote`.
     pub action: String,
     /// The field manager that last changed the Release's spec (`Tumbler-Requested-By`;
     /// empty on commits made before Tumbler wrote it, and on deletions).
     pub requested_by: String,
     /// First line of the message.
     pub summary: String,
+    /// `<namespace>/<name>@<version>` a promotion took its version from
+    /// (`Tumbler-Promoted-From`); empty for other actions.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub promoted_from: String,
 }
 
 /// Parses a Tumbler commit message; `None` for commits Tumbler did not make.
@@ -76,6 +80,7 @@ fn entry(commit: &git2::Commit<'_>) -> Option<LogEntry> {
         action: get("Action"),
         requested_by: get("Requested-By"),
         summary,
+        promoted_from: get("Promoted-From"),
     })
 }
 

@@ -10,6 +10,7 @@ mod harness;
 mod install;
 mod node;
 mod notifications;
+mod promotion;
 mod robust;
 mod sharding;
 mod tenancy;

@@ -172,3 +172,43 @@ fn the_later_of_two_environments_writing_to_overlapping_folders_is_found() {
     ix.environment(&other_branch);
     assert_eq!(ix.overlapping(&other_branch), None);
 }
+
+#[test]
+fn followers_are_found_by_their_upstream_and_forgotten_when_they_change_or_go() {
+    let ix = Index::default();
+    let follower = |ns: &str, name: &str, up: serde_json::Value| {
+        let mut r = rel(ns, name, "prod", "api", 1, name);
+        r.spec.follow = Some(serde_json::from_value(serde_json::json!({"release": up})).unwrap());
+        r
+    };
+    let prod = follower("a", "api-prod", serde_json::json!({"name": "api-staging"}));
+    let other = follower(
+        "b",
+        "api",
+        serde_json::json!({"name": "api-staging", "namespace": "a"}),
+    );
+    ix.observe(&watcher::Event::Apply(prod.clone()));
+    ix.observe(&watcher::Event::Apply(other.clone()));
+    let staging = key("a", "api-staging");
+    assert_eq!(
+        ix.followers(&staging),
+        [key("a", "api-prod"), key("b", "api")]
+    );
+    // The follower moves to another upstream: the old one no longer lists it.
+    let moved = follower("b", "api", serde_json::json!({"name": "api-ci"}));
+    ix.observe(&watcher::Event::Apply(moved.clone()));
+    assert_eq!(ix.followers(&staging), [key("a", "api-prod")]);
+    assert_eq!(ix.followers(&key("b", "api-ci")), [key("b", "api")]);
+    // Following nothing, or deleted: gone.
+    ix.observe(&watcher::Event::Apply(rel(
+        "a", "api-prod", "prod", "api", 1, "x",
+    )));
+    ix.observe(&watcher::Event::Delete(moved));
+    assert!(ix.followers(&staging).is_empty());
+    assert!(ix.followers(&key("b", "api-ci")).is_empty());
+    // A relist rebuilds it from what is listed.
+    ix.observe(&watcher::Event::Init);
+    ix.observe(&watcher::Event::InitApply(other));
+    ix.observe(&watcher::Event::InitDone);
+    assert_eq!(ix.followers(&staging), [key("b", "api")]);
+}

@@ -13,6 +13,7 @@
 pub mod act;
 pub mod decide;
 pub mod observe;
+pub mod promote;
 #[cfg(test)]
 mod tests;
 
@@ -54,6 +55,7 @@ async fn apply(rel: Arc<Release>, ctx: &Context, timer: &ReconcileTimer) -> Resu
         return act::expire(ctx, &rel, at).await;
     }
     let observed = observe::release(ctx, &rel).await;
+    let promotion = promote::run(ctx, &rel, observed.env.as_ref().ok()).await;
     let plan = decide::plan(&rel, &observed);
     // The `Tumbler-Action` of the commit this reconcile submits, for the notifications.
     let action = match &plan {
@@ -78,12 +80,13 @@ async fn apply(rel: Arc<Release>, ctx: &Context, timer: &ReconcileTimer) -> Resu
         Err(stopped) => Progress::Stopped(stopped),
     };
     let now = now();
-    let decision = decide::status(&Facts {
+    let mut decision = decide::status(&Facts {
         release: &rel,
         now: now.clone(),
         rendered: observed.rendered.as_ref(),
         progress,
     });
+    promote::apply_to(&mut decision, promotion, &rel);
     let uid = rel.uid().unwrap_or_default();
     let notify = match &observed.env {
         Ok(env) if env.spec.notifications.is_some() => {

@@ -26,6 +26,17 @@ pub fn refusal(
     if !rel.attached_across_namespaces() {
         return None;
     }
+    namespace_refusal(env, &rel.namespace().unwrap_or_default(), labels)
+}
+
+/// Whether the Environment admits Releases of namespace `namespace` (another one than its
+/// own), `labels` being that namespace's (read when it admits by selector): the refusal, or
+/// `None`. Also what a Release following an upstream of `namespace` needs (promotion).
+pub fn namespace_refusal(
+    env: &Environment,
+    namespace: &str,
+    labels: Option<&BTreeMap<String, String>>,
+) -> Option<Error> {
     let allowed = &env.spec.releases.namespaces;
     let (admitted, rule) = match allowed.from {
         FromNamespaces::All => (true, String::new()),
@@ -46,7 +57,7 @@ pub fn refusal(
     };
     (!admitted).then(|| Error::NotAllowed {
         environment: format!("{}/{}", env.namespace().unwrap_or_default(), env.name_any()),
-        namespace: rel.namespace().unwrap_or_default(),
+        namespace: namespace.to_string(),
         rule,
     })
 }

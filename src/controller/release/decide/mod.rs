@@ -5,6 +5,7 @@
 
 pub mod admission;
 pub mod control;
+pub mod promotion;
 mod status;
 
 use std::time::Duration;
@@ -403,6 +404,7 @@ fn change_for(
         kind: rel
             .rolled_back_from()
             .map(|from| ChangeKind::Rollback { from })
+            .or_else(|| rel.promoted_from().map(|from| ChangeKind::Promote { from }))
             .unwrap_or(ChangeKind::Release),
         replaces,
         requested_by: rel.requested_by(),

@@ -340,3 +340,45 @@ fn a_release_moved_to_another_repository_leaves_its_old_folder() {
         "nothing is removed in another repository"
     );
 }
+
+#[test]
+fn a_promoted_version_is_committed_as_a_promotion_and_a_later_edit_as_a_release() {
+    let mut rel = release("api-prod", 2);
+    rel.metadata.annotations = Some(BTreeMap::from([(
+        api::PROMOTED_FROM_ANNOTATION.to_string(),
+        "team/api-staging@1.2.3".to_string(),
+    )]));
+    let obs = observed(&rel, environment(serde_json::json!({})), Some(None));
+    let Plan::Submit { change, .. } = plan(&rel, &obs) else {
+        panic!("expected a submit");
+    };
+    assert_eq!(
+        change.kind,
+        ChangeKind::Promote {
+            from: "team/api-staging@1.2.3".into()
+        }
+    );
+    // The annotation stays behind when a person sets another version: a plain release.
+    rel.spec.version = "1.2.4".into();
+    let obs = observed(&rel, environment(serde_json::json!({})), Some(None));
+    let Plan::Submit { change, .. } = plan(&rel, &obs) else {
+        panic!("expected a submit");
+    };
+    assert_eq!(change.kind, ChangeKind::Release);
+    // A rollback to a promoted version is a rollback.
+    rel.spec.version = "1.2.3".into();
+    rel.metadata.annotations.as_mut().unwrap().insert(
+        api::ROLLBACK_ANNOTATION.to_string(),
+        "1.2.4 -> 1.2.3".to_string(),
+    );
+    let obs = observed(&rel, environment(serde_json::json!({})), Some(None));
+    let Plan::Submit { change, .. } = plan(&rel, &obs) else {
+        panic!("expected a submit");
+    };
+    assert_eq!(
+        change.kind,
+        ChangeKind::Rollback {
+            from: "1.2.4".into()
+        }
+    );
+}
