@@ -724,6 +724,16 @@ impl Release {
 }
 
 impl Release {
+    /// The pending [`ROLLBACK_TO_ANNOTATION`] request, if any (blank values are none).
+    pub fn rollback_request(&self) -> Option<&str> {
+        self.metadata
+            .annotations
+            .as_ref()?
+            .get(ROLLBACK_TO_ANNOTATION)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+    }
+
     /// Who last changed the spec, as Kubernetes records it without an admission webhook:
     /// the `manager` of the `metadata.managedFields` entry that owns `spec` fields and was
     /// updated last (status entries own no `spec` field). A manager is the client's name
@@ -783,6 +793,21 @@ fn spec_manager(entries: &[ManagedFieldsEntry]) -> Option<&ManagedFieldsEntry> {
 
 /// Annotation `tumbler rollback` sets on a Release: `<from version> -> <restored version>`.
 pub const ROLLBACK_ANNOTATION: &str = "tumbler.dev/rollback";
+
+/// Annotation asking the controller to roll the Release back to a version (or commit
+/// prefix) of its release log: `tumbler rollback` sets it, so that rolling back needs only
+/// `patch` on Releases. The controller reads the spec of that commit from git with the
+/// Environment's credentials, applies it with [`ROLLBACK_ANNOTATION`], and removes the
+/// request; the outcome is the [`ROLLBACK_CONDITION`] condition and an Event.
+pub const ROLLBACK_TO_ANNOTATION: &str = "tumbler.dev/rollback-to";
+
+/// The field manager of `tumbler rollback`'s annotation and of the controller's spec patch
+/// that meets it: the rollback commit's `Tumbler-Requested-By`.
+pub const ROLLBACK_MANAGER: &str = "tumbler-rollback";
+
+/// Condition with the outcome of the last [`ROLLBACK_TO_ANNOTATION`] request: `True`
+/// (reason `RolledBack`) or `False` with why.
+pub const ROLLBACK_CONDITION: &str = "RolledBack";
 
 #[cfg(test)]
 mod tests {

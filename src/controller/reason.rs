@@ -106,6 +106,14 @@ pub enum Reason {
     FolderLeftInGit,
     /// A Release was written to its Environment's new repository, branch or path.
     Repointed,
+
+    // --- rollback requests (`tumbler.dev/rollback-to`)
+    /// The spec of the requested version was applied to the Release.
+    RolledBack,
+    /// The requested version or commit is not in the Release's log.
+    RollbackNotFound,
+    /// The requested version's spec could not be read or applied.
+    RollbackFailed,
 }
 
 impl Reason {
@@ -177,6 +185,9 @@ impl Reason {
             EnvironmentGone => "EnvironmentGone",
             FolderLeftInGit => "FolderLeftInGit",
             Repointed => "Repointed",
+            RolledBack => "RolledBack",
+            RollbackNotFound => "RollbackNotFound",
+            RollbackFailed => "RollbackFailed",
         }
     }
 
@@ -202,6 +213,7 @@ impl Reason {
                 | NoFluxKustomization
                 | Impersonated
                 | Repointed
+                | RolledBack
         )
     }
 }

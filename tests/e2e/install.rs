@@ -251,47 +251,6 @@ async fn chart_and_kustomize_install_on_the_api_server_with_the_same_rbac() {
     s.finish().await;
 }
 
-/// A kubeconfig that authenticates as a ServiceAccount of `ns`.
-fn service_account_kubeconfig(ns: &str, sa: &str) -> std::path::PathBuf {
-    let token = must(
-        "kubectl",
-        &["-n", ns, "create", "token", sa, "--duration", "1h"],
-        None,
-    );
-    let server = must(
-        "kubectl",
-        &[
-            "config",
-            "view",
-            "--minify",
-            "-o",
-            "jsonpath={.clusters[0].cluster.server}",
-        ],
-        None,
-    );
-    let ca = must(
-        "kubectl",
-        &[
-            "config",
-            "view",
-            "--minify",
-            "-o",
-            "jsonpath={.clusters[0].cluster.certificate-authority}",
-        ],
-        None,
-    );
-    let path = std::env::temp_dir().join(format!("kubeconfig-{ns}-{sa}"));
-    std::fs::write(
-        &path,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: \"{server}\", certificate-authority: \"{ca}\"}}\nusers:\n- name: u\n  user: {{token: \"{}\"}}\ncontexts:\n- name: x\n  context: {{cluster: c, user: u, namespace: {ns}}}\ncurrent-context: x\n",
-            token.trim()
-        ),
-    )
-    .unwrap();
-    path
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn controller_works_with_the_chart_service_account_and_reads_no_other_secrets() {
     let s = Scenario::bare("rbac").await;

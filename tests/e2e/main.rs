@@ -8,6 +8,7 @@ mod flux;
 mod harness;
 mod install;
 mod robust;
+mod rollback;
 mod sharding;
 mod tenancy;
 

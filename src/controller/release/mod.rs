@@ -13,6 +13,7 @@
 pub mod act;
 pub mod decide;
 pub mod observe;
+pub mod rollback;
 #[cfg(test)]
 mod tests;
 
@@ -49,6 +50,10 @@ pub fn error_policy(rel: Arc<Release>, err: &Error, ctx: Arc<Context>) -> Action
 }
 
 async fn apply(rel: Arc<Release>, ctx: &Context, timer: &ReconcileTimer) -> Result<Action, Error> {
+    // A rollback request changes the spec first; the next reconcile commits it.
+    if rel.rollback_request().is_some() {
+        return rollback::resolve(ctx, &rel).await;
+    }
     let observed = observe::release(ctx, &rel).await;
     let progress = match act::write(ctx, decide::plan(&rel, &observed)).await {
         Ok(written) => {
