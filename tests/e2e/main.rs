@@ -7,6 +7,7 @@ mod dashboards;
 mod flux;
 mod harness;
 mod install;
+mod patches;
 mod robust;
 mod rollback;
 mod sharding;
