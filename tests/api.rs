@@ -404,3 +404,23 @@ fn release_columns_show_the_ready_condition_beside_the_phase() {
         ]
     );
 }
+
+/// Conditions are a map keyed by `type` (one per type), so that server-side apply merges
+/// them per type and the API server refuses a second condition of one type.
+#[test]
+fn conditions_are_list_maps_keyed_by_type() {
+    for kind in ["Environment", "Release"] {
+        let conditions = &schema_of(kind)["properties"]["status"]["properties"]["conditions"];
+        assert_eq!(conditions["x-kubernetes-list-type"], "map", "{kind}");
+        assert_eq!(
+            conditions["x-kubernetes-list-map-keys"],
+            serde_json::json!(["type"]),
+            "{kind}"
+        );
+        let required = conditions["items"]["required"].as_array().unwrap();
+        assert!(
+            required.iter().any(|r| r == "type"),
+            "{kind}: a map key must be required"
+        );
+    }
+}

@@ -226,6 +226,7 @@ pub struct EnvironmentStatus {
     /// succeed; False with reason `NoFluxKustomization` when none is named) and
     /// `HelmPolicyEnforced` (whether Helm charts are held to the policy).
     #[serde(default)]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
     /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -597,8 +597,10 @@ pub struct ReleaseStatus {
     pub phase: Phase,
     /// The conditions, one per type: `Ready` (the summary, always present), `Reconciling`
     /// (work in flight), `Stalled` (a person must act), `Rendered`, `Committed`, `Applied`,
-    /// `Drifted` (the app folder was changed in git outside Tumbler).
+    /// `Drifted` (the app folder was changed in git outside Tumbler), `RolledBack` (the outcome of
+    /// the last `tumbler.dev/rollback-to` request).
     #[serde(default)]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
     /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
