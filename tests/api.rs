@@ -202,6 +202,26 @@ fn kustomize_rbac_equals_the_chart_rbac() {
         rules("config/rbac/leader_election_role.yaml"),
         rules("charts/tumbler/files/rbac/leader-election-rules.yaml")
     );
+    // The roles aggregated for people: the same rules under the same aggregation labels.
+    let tenant = std::fs::read_to_string(root().join("config/rbac/tenant_roles.yaml")).unwrap();
+    let tenant: Vec<Value> = tenant
+        .split("\n---")
+        .map(|d| serde_saphyr::from_str(d).unwrap())
+        .collect();
+    for (name, file) in [
+        ("tumbler-release-edit", "tenant-edit-rules.yaml"),
+        ("tumbler-release-view", "tenant-view-rules.yaml"),
+    ] {
+        let role = tenant
+            .iter()
+            .find(|r| r["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("{name} in config/rbac/tenant_roles.yaml"));
+        assert_eq!(
+            role["rules"],
+            rules(&format!("charts/tumbler/files/rbac/{file}")),
+            "{name}"
+        );
+    }
 }
 
 #[test]
