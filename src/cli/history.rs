@@ -675,8 +675,17 @@ pub fn rollback(flags: &KubeArgs, args: RollbackArgs) -> Result<()> {
             match rel.annotations().get(ROLLBACK_TO_ANNOTATION) {
                 Some(pending) if pending.trim() == to => {
                     if std::time::Instant::now() > deadline {
+                        // A transient failure (git unreachable) keeps the request and says
+                        // why on the condition.
+                        let why = rel
+                            .status
+                            .as_ref()
+                            .and_then(|s| find_condition(&s.conditions, ROLLBACK_CONDITION))
+                            .filter(|c| c.status == "False")
+                            .map(|c| format!(" (last attempt: {}: {})", c.reason, c.message))
+                            .unwrap_or_default();
                         return Err(err(format!(
-                            "the controller did not answer within {:?}; the request stays ({ROLLBACK_TO_ANNOTATION}: {to}) and is met when it runs",
+                            "the controller did not answer within {:?}{why}; the request stays ({ROLLBACK_TO_ANNOTATION}: {to}) and is retried",
                             args.timeout
                         )));
                     }
