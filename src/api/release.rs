@@ -522,28 +522,31 @@ pub struct Patch {
 }
 
 /// Which rendered objects a patch applies to: those matching every field set (none set:
-/// all of them). It must match at least one.
+/// all of them). It must match at least one. As in kustomize, `group`, `version`, `kind`,
+/// `name` and `namespace` are regular expressions that must match the whole value (`api-.*`,
+/// `Deployment|StatefulSet`; a plain name matches itself; empty matches all).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PatchTarget {
-    /// API group of the objects (e.g. `apps`; empty for the core group).
+    /// API group of the objects (e.g. `apps`), a regular expression; empty: any group.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
-    /// API version of the objects, without the group (e.g. `v1`).
+    /// API version of the objects, without the group (e.g. `v1`), a regular expression.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
-    /// Kind of the objects (e.g. `Deployment`).
+    /// Kind of the objects (e.g. `Deployment`), a regular expression.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
-    /// Name of the object.
+    /// Name of the objects, a regular expression (e.g. `api` or `api-.*`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    /// Namespace of the objects; by the time patches run, every namespaced object is in the
-    /// app's namespace.
+    /// Namespace of the objects, a regular expression; by the time patches run, every
+    /// namespaced object is in the app's namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
-    /// Labels the objects have: `key=value` or `key` (present), comma-separated, all
-    /// required.
+    /// Labels the objects have, as a Kubernetes label selector: comma-separated
+    /// requirements, all required: `key=value`, `key!=value`, `key` (present), `!key`
+    /// (absent), `key in (a,b)`, `key notin (a,b)`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label_selector: Option<String>,
     /// Annotations the objects have, in the form of `labelSelector`.

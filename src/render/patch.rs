@@ -13,6 +13,7 @@
 use serde_json::Value;
 
 use json_patch::PatchOperation;
+use regex::Regex;
 
 use super::limits::{Weights, YamlRefusal, deeper_than, json_len, parse_yaml, too_large};
 use super::merge_keys::{ListMerge, list_merge};
@@ -267,47 +268,67 @@ fn same_object(obj: &Value, patch: &Value) -> bool {
             .is_none_or(|v| obj["apiVersion"].as_str() == Some(v))
 }
 
-/// A patch target with its selectors parsed.
-struct Select<'a> {
-    target: &'a PatchTarget,
+/// A patch target with its patterns and selectors compiled. As in kustomize, `group`,
+/// `version`, `kind`, `name` and `namespace` are regular expressions matching the whole
+/// value (`api-.*`; a plain name matches itself), and the selectors are Kubernetes
+/// selectors.
+struct Select {
+    group: Option<Regex>,
+    version: Option<Regex>,
+    kind: Option<Regex>,
+    name: Option<Regex>,
+    namespace: Option<Regex>,
     labels: Option<Selector>,
     annotations: Option<Selector>,
 }
 
-impl<'a> Select<'a> {
-    fn new(index: usize, target: &'a PatchTarget) -> Result<Self, RenderError> {
-        let parse = |what: &str, s: &Option<String>| {
+/// Compiled patterns are bounded: a target is a short name, not a program.
+const PATTERN_SIZE_LIMIT: usize = 1 << 20;
+
+impl Select {
+    fn new(index: usize, t: &PatchTarget) -> Result<Self, RenderError> {
+        let pattern = |what: &str, p: &Option<String>| {
+            p.as_deref()
+                .filter(|p| !p.is_empty())
+                .map(|p| {
+                    regex::RegexBuilder::new(&format!("^(?:{p})$"))
+                        .size_limit(PATTERN_SIZE_LIMIT)
+                        .build()
+                        .map_err(|e| failed(index, format!("target.{what} {p:?}: {e}")))
+                })
+                .transpose()
+        };
+        let selector = |what: &str, s: &Option<String>| {
             s.as_deref()
                 .map(Selector::parse)
                 .transpose()
                 .map_err(|why| failed(index, format!("target.{what}: {why}")))
         };
         Ok(Select {
-            target,
-            labels: parse("labelSelector", &target.label_selector)?,
-            annotations: parse("annotationSelector", &target.annotation_selector)?,
+            group: pattern("group", &t.group)?,
+            version: pattern("version", &t.version)?,
+            kind: pattern("kind", &t.kind)?,
+            name: pattern("name", &t.name)?,
+            namespace: pattern("namespace", &t.namespace)?,
+            labels: selector("labelSelector", &t.label_selector)?,
+            annotations: selector("annotationSelector", &t.annotation_selector)?,
         })
     }
 
     fn matches(&self, obj: &Value) -> bool {
-        let t = self.target;
         let version = obj["apiVersion"]
             .as_str()
             .unwrap_or_default()
             .rsplit('/')
             .next()
             .unwrap_or_default();
-        t.kind
-            .as_deref()
-            .is_none_or(|k| obj["kind"].as_str() == Some(k))
-            && t.name
-                .as_deref()
-                .is_none_or(|n| obj["metadata"]["name"].as_str() == Some(n))
-            && t.namespace
-                .as_deref()
-                .is_none_or(|n| obj["metadata"]["namespace"].as_str() == Some(n))
-            && t.group.as_deref().is_none_or(|g| group_of(obj) == g)
-            && t.version.as_deref().is_none_or(|v| version == v)
+        let is = |re: &Option<Regex>, value: &str| re.as_ref().is_none_or(|re| re.is_match(value));
+        let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+        is(&self.kind, &text(&obj["kind"]))
+            && is(&self.name, &text(&obj["metadata"]["name"]))
+            && is(&self.namespace, &text(&obj["metadata"]["namespace"]))
+            && is(&self.group, group_of(obj))
+            && is(&self.version, version)
             && self
                 .labels
                 .as_ref()
@@ -515,4 +536,41 @@ fn merge_by_keys(
         .map(|(t, _)| t);
     new.extend(kept);
     *target = new;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn target(t: Value) -> Select {
+        Select::new(0, &serde_json::from_value(t).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn target_fields_are_anchored_patterns() {
+        let obj = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "api-v1", "namespace": "team"}});
+        for yes in [
+            json!({"name": "api-v1"}),
+            json!({"name": "api-.*", "kind": "Deployment|StatefulSet"}),
+            json!({"group": "app.", "version": "v1", "namespace": "te.*"}),
+            json!({"group": ""}),
+        ] {
+            assert!(target(yes.clone()).matches(&obj), "{yes}");
+        }
+        for no in [
+            json!({"name": "api"}),
+            json!({"name": "v1"}),
+            json!({"kind": "Deploy"}),
+        ] {
+            assert!(!target(no.clone()).matches(&obj), "{no}");
+        }
+        let bad: PatchTarget = serde_json::from_value(json!({"name": "api-("})).unwrap();
+        let err = Select::new(3, &bad).err().unwrap().to_string();
+        assert!(
+            err.contains("spec.patches[3]") && err.contains("target.name"),
+            "{err}"
+        );
+    }
 }
