@@ -202,6 +202,26 @@ fn kustomize_rbac_equals_the_chart_rbac() {
         rules("config/rbac/leader_election_role.yaml"),
         rules("charts/tumbler/files/rbac/leader-election-rules.yaml")
     );
+    // The roles aggregated for people: the same rules under the same aggregation labels.
+    let tenant = std::fs::read_to_string(root().join("config/rbac/tenant_roles.yaml")).unwrap();
+    let tenant: Vec<Value> = tenant
+        .split("\n---")
+        .map(|d| serde_saphyr::from_str(d).unwrap())
+        .collect();
+    for (name, file) in [
+        ("tumbler-release-edit", "tenant-edit-rules.yaml"),
+        ("tumbler-release-view", "tenant-view-rules.yaml"),
+    ] {
+        let role = tenant
+            .iter()
+            .find(|r| r["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("{name} in config/rbac/tenant_roles.yaml"));
+        assert_eq!(
+            role["rules"],
+            rules(&format!("charts/tumbler/files/rbac/{file}")),
+            "{name}"
+        );
+    }
 }
 
 #[test]
@@ -403,4 +423,24 @@ fn release_columns_show_the_ready_condition_beside_the_phase() {
             ("Status", &*format!("{ready}.message"), None),
         ]
     );
+}
+
+/// Conditions are a map keyed by `type` (one per type), so that server-side apply merges
+/// them per type and the API server refuses a second condition of one type.
+#[test]
+fn conditions_are_list_maps_keyed_by_type() {
+    for kind in ["Environment", "Release"] {
+        let conditions = &schema_of(kind)["properties"]["status"]["properties"]["conditions"];
+        assert_eq!(conditions["x-kubernetes-list-type"], "map", "{kind}");
+        assert_eq!(
+            conditions["x-kubernetes-list-map-keys"],
+            serde_json::json!(["type"]),
+            "{kind}"
+        );
+        let required = conditions["items"]["required"].as_array().unwrap();
+        assert!(
+            required.iter().any(|r| r == "type"),
+            "{kind}: a map key must be required"
+        );
+    }
 }

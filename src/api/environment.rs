@@ -265,6 +265,7 @@ pub struct EnvironmentStatus {
     /// `HelmPolicyEnforced` (whether Helm charts are held to the policy) and, with
     /// receivers, `NotificationsDelivered`.
     #[serde(default)]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
     /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -592,28 +592,31 @@ pub struct Patch {
 }
 
 /// Which rendered objects a patch applies to: those matching every field set (none set:
-/// all of them). It must match at least one.
+/// all of them). It must match at least one. As in kustomize, `group`, `version`, `kind`,
+/// `name` and `namespace` are regular expressions that must match the whole value (`api-.*`,
+/// `Deployment|StatefulSet`; a plain name matches itself; empty matches all).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PatchTarget {
-    /// API group of the objects (e.g. `apps`; empty for the core group).
+    /// API group of the objects (e.g. `apps`), a regular expression; empty: any group.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
-    /// API version of the objects, without the group (e.g. `v1`).
+    /// API version of the objects, without the group (e.g. `v1`), a regular expression.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
-    /// Kind of the objects (e.g. `Deployment`).
+    /// Kind of the objects (e.g. `Deployment`), a regular expression.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
-    /// Name of the object.
+    /// Name of the objects, a regular expression (e.g. `api` or `api-.*`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    /// Namespace of the objects; by the time patches run, every namespaced object is in the
-    /// app's namespace.
+    /// Namespace of the objects, a regular expression; by the time patches run, every
+    /// namespaced object is in the app's namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
-    /// Labels the objects have: `key=value` or `key` (present), comma-separated, all
-    /// required.
+    /// Labels the objects have, as a Kubernetes label selector: comma-separated
+    /// requirements, all required: `key=value`, `key!=value`, `key` (present), `!key`
+    /// (absent), `key in (a,b)`, `key notin (a,b)`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label_selector: Option<String>,
     /// Annotations the objects have, in the form of `labelSelector`.
@@ -667,8 +670,10 @@ pub struct ReleaseStatus {
     pub phase: Phase,
     /// The conditions, one per type: `Ready` (the summary, always present), `Reconciling`
     /// (work in flight), `Stalled` (a person must act), `Rendered`, `Committed`, `Applied`,
-    /// `Drifted` (the app folder was changed in git outside Tumbler).
+    /// `Drifted` (the app folder was changed in git outside Tumbler), `RolledBack` (the outcome of
+    /// the last `tumbler.dev/rollback-to` request).
     #[serde(default)]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
     /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -805,6 +810,16 @@ impl Release {
 }
 
 impl Release {
+    /// The pending [`ROLLBACK_TO_ANNOTATION`] request, if any (blank values are none).
+    pub fn rollback_request(&self) -> Option<&str> {
+        self.metadata
+            .annotations
+            .as_ref()?
+            .get(ROLLBACK_TO_ANNOTATION)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+    }
+
     /// Who last changed the spec, as Kubernetes records it without an admission webhook:
     /// the `manager` of the `metadata.managedFields` entry that owns `spec` fields and was
     /// updated last (status entries own no `spec` field). A manager is the client's name
@@ -900,6 +915,20 @@ impl Release {
         (handled != Some(requested)).then_some(requested)
     }
 }
+/// Annotation asking the controller to roll the Release back to a version (or commit
+/// prefix) of its release log: `tumbler rollback` sets it, so that rolling back needs only
+/// `patch` on Releases. The controller reads the spec of that commit from git with the
+/// Environment's credentials, applies it with [`ROLLBACK_ANNOTATION`], and removes the
+/// request; the outcome is the [`ROLLBACK_CONDITION`] condition and an Event.
+pub const ROLLBACK_TO_ANNOTATION: &str = "tumbler.dev/rollback-to";
+
+/// The field manager of `tumbler rollback`'s annotation and of the controller's spec patch
+/// that meets it: the rollback commit's `Tumbler-Requested-By`.
+pub const ROLLBACK_MANAGER: &str = "tumbler-rollback";
+
+/// Condition with the outcome of the last [`ROLLBACK_TO_ANNOTATION`] request: `True`
+/// (reason `RolledBack`) or `False` with why.
+pub const ROLLBACK_CONDITION: &str = "RolledBack";
 
 #[cfg(test)]
 mod tests {

@@ -14,6 +14,15 @@ use crate::{Error, Result};
 /// Options of `tumbler log`.
 #[derive(Debug, clap::Args)]
 pub struct LogArgs {
+    /// A Release: its history as its status keeps it (the last applied versions), which
+    /// needs only `get` on Releases.
+    pub release: Option<String>,
+    /// Where the log comes from: `git` (the full log, with the Environment's credentials:
+    /// needs `get` on Environments and their Secret), `status` (the history each Release
+    /// keeps in its status: needs only `list` on Releases), or `auto`: git, or the status
+    /// when reading the Environment or its Secret is forbidden (said on stderr).
+    #[arg(long, value_enum, default_value_t = From::Auto)]
+    pub from: From,
     /// The Environment whose log to show (default: every Environment of the namespace, or
     /// with -A of every namespace; with -A this name in every namespace).
     #[arg(long, short = 'e')]
@@ -55,19 +64,56 @@ pub enum Output {
     Yaml,
 }
 
+/// Where `tumbler log` reads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum From {
+    /// git, or the Releases' status when the Environment or its Secret is forbidden.
+    #[default]
+    Auto,
+    /// The gitops repository: every commit (needs the Environment's Secret).
+    Git,
+    /// The Releases' `status.history`: the last applied versions of each.
+    Status,
+}
+
 /// Options of `tumbler rollback`.
 #[derive(Debug, clap::Args)]
 pub struct RollbackArgs {
     /// The Release to roll back (in -n, default: the context's namespace).
     pub release: String,
-    /// A version from `tumbler log`, or a commit (prefix).
+    /// A version from `tumbler log`, or a commit (prefix, at least 7 characters).
     #[arg(long)]
     pub to: String,
+    /// Do not wait for the controller's answer; `kubectl get release X -o
+    /// jsonpath='{.status.conditions[?(@.type=="RolledBack")]}'` shows it later.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// How long to wait for the controller's answer.
+    #[arg(long, default_value = "2m", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
 }
 
-/// The field manager of `tumbler rollback`'s patch: the `Tumbler-Requested-By` of the
-/// rollback commit.
-pub const ROLLBACK_MANAGER: &str = "tumbler-rollback";
+/// `90s`, `2m`, `1h` or seconds.
+fn parse_duration(s: &str) -> std::result::Result<std::time::Duration, String> {
+    let (n, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("{s:?}: expected e.g. 90s, 2m or 1h"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("{s:?}: expected e.g. 90s, 2m or 1h")),
+    };
+    Ok(std::time::Duration::from_secs(secs))
+}
+
+/// The field manager of the annotation `tumbler rollback` sets (and of the controller's
+/// spec patch that meets it): the `Tumbler-Requested-By` of the rollback commit.
+pub const ROLLBACK_MANAGER: &str = crate::api::ROLLBACK_MANAGER;
 
 pub(super) fn err(msg: impl Into<String>) -> Error {
     Error::Usage(msg.into())
@@ -178,7 +224,7 @@ pub fn log(flags: &KubeArgs, args: LogArgs) -> Result<()> {
             }
             (local_log(repo, &args)?, 0)
         }
-        None => runtime()?.block_on(cluster_log(flags, &args))?,
+        None => runtime()?.block_on(any_cluster_log(flags, &args))?,
     };
     match args.output {
         Output::Json => println!(
@@ -189,7 +235,7 @@ pub fn log(flags: &KubeArgs, args: LogArgs) -> Result<()> {
         Output::Table => print_table(
             &rows,
             flags.all_namespaces,
-            args.environment.is_none() && args.repo.is_none(),
+            args.environment.is_none() && args.repo.is_none() && args.release.is_none(),
         ),
     }
     if failed > 0 {
@@ -237,15 +283,186 @@ fn local_log(repo: &Path, args: &LogArgs) -> Result<Vec<Row>> {
         .collect())
 }
 
+/// The log from the cluster: from git, or from the Releases' status (see [`From`]).
+async fn any_cluster_log(flags: &KubeArgs, args: &LogArgs) -> Result<(Vec<Row>, usize)> {
+    if args.release.is_some() && flags.all_namespaces {
+        return Err(err(
+            "log RELEASE: -A does not apply; -n names the Release's namespace",
+        ));
+    }
+    if args.release.is_some() && args.environment.is_some() {
+        return Err(err(
+            "log RELEASE: -e does not apply; the Release names its Environment",
+        ));
+    }
+    let from = match (args.from, &args.release) {
+        (From::Git, Some(_)) => {
+            return Err(err(
+                "log RELEASE reads the Release's status; for the full log from git use `-e ENV -a APP --from git`",
+            ));
+        }
+        (From::Auto, Some(_)) => From::Status,
+        (from, _) => from,
+    };
+    let (client, ns) = flags.client_and_namespace().await?;
+    let from = match from {
+        From::Auto => match git_forbidden(&client, &ns, flags.all_namespaces).await {
+            Some(what) => {
+                eprintln!(
+                    "tumbler: {what}: showing the history the Releases keep in their status (the last applied versions; `--from git` for the full log)"
+                );
+                From::Status
+            }
+            None => From::Git,
+        },
+        from => from,
+    };
+    match from {
+        From::Status => Ok((
+            status_log(&client, &ns, flags.all_namespaces, args).await?,
+            0,
+        )),
+        _ => cluster_log(&client, &ns, flags.all_namespaces, args).await,
+    }
+}
+
+/// What forbids reading the log from git in the namespace (or every namespace): listing
+/// Environments or getting Secrets, as the API server answers a SelfSubjectAccessReview.
+/// `None` when both are allowed, or when the review itself fails (git is tried then).
+async fn git_forbidden(client: &Client, ns: &str, all: bool) -> Option<String> {
+    use k8s_openapi::api::authorization::v1::{
+        ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+    };
+    let api: Api<SelfSubjectAccessReview> = Api::all(client.clone());
+    let namespace = (!all).then(|| ns.to_string());
+    for (verb, group, resource) in [
+        ("list", crate::api::GROUP, "environments"),
+        ("get", "", "secrets"),
+    ] {
+        let review = SelfSubjectAccessReview {
+            spec: SelfSubjectAccessReviewSpec {
+                resource_attributes: Some(ResourceAttributes {
+                    namespace: namespace.clone(),
+                    verb: Some(verb.into()),
+                    group: Some(group.into()),
+                    resource: Some(resource.into()),
+                    ..ResourceAttributes::default()
+                }),
+                ..SelfSubjectAccessReviewSpec::default()
+            },
+            ..SelfSubjectAccessReview::default()
+        };
+        let allowed = api
+            .create(&Default::default(), &review)
+            .await
+            .ok()
+            .and_then(|r| r.status)
+            .is_none_or(|s| s.allowed);
+        if !allowed {
+            let scope = match &namespace {
+                Some(ns) => format!("in namespace {ns:?}"),
+                None => "in every namespace".into(),
+            };
+            return Some(format!("you may not {verb} {resource} {scope}"));
+        }
+    }
+    None
+}
+
+/// The history the Releases keep in their status (`status.history`, the last applied
+/// versions of each): of one Release (`log RELEASE`), or of the namespace's (or every
+/// namespace's) Releases, filtered by `-e` and `-a`; newest first.
+async fn status_log(client: &Client, ns: &str, all: bool, args: &LogArgs) -> Result<Vec<Row>> {
+    let api = if all {
+        Api::<Release>::all(client.clone())
+    } else {
+        Api::<Release>::namespaced(client.clone(), ns)
+    };
+    let releases = match &args.release {
+        Some(name) => vec![
+            api.get_opt(name)
+                .await
+                .map_err(|e| err(e.to_string()))?
+                .ok_or_else(|| err(format!("Release {name:?} not found in namespace {ns:?}")))?,
+        ],
+        None => api
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| err(e.to_string()))?
+            .items
+            .into_iter()
+            .filter(|r| {
+                args.environment
+                    .as_ref()
+                    .is_none_or(|e| &r.spec.environment == e)
+            })
+            .filter(|r| args.app.as_ref().is_none_or(|a| &r.spec.app == a))
+            .collect(),
+    };
+    let mut rows = status_rows(&releases);
+    rows.truncate(args.limit);
+    Ok(rows)
+}
+
+/// The rows of the Releases' `status.history`, newest first.
+fn status_rows(releases: &[Release]) -> Vec<Row> {
+    let mut rows = vec![];
+    for rel in releases {
+        let (env_ns, env_name) = rel.environment_key();
+        let release = format!("{}/{}", rel.namespace().unwrap_or_default(), rel.name_any());
+        let history = rel
+            .status
+            .as_ref()
+            .map(|s| s.history.as_slice())
+            .unwrap_or_default();
+        for h in history {
+            let time = h
+                .applied_at
+                .parse::<jiff::Timestamp>()
+                .map(|t| t.as_second())
+                .unwrap_or_default();
+            rows.push(Row {
+                environment: Some(EnvRef {
+                    namespace: env_ns.clone(),
+                    name: env_name.clone(),
+                }),
+                entry: LogEntry {
+                    commit: h.commit.clone(),
+                    time,
+                    author: String::new(),
+                    app: rel.spec.app.clone(),
+                    environment: env_name.clone(),
+                    path: String::new(),
+                    version: h.version.clone(),
+                    release: release.clone(),
+                    generation: 0,
+                    action: String::new(),
+                    requested_by: h.requested_by.clone().unwrap_or_default(),
+                    summary: String::new(),
+                    promoted_from: String::new(),
+                },
+                applied: None,
+            });
+        }
+    }
+    rows.sort_by_key(|r| std::cmp::Reverse(r.entry.time));
+    rows
+}
+
 /// The log of the Environments in the cluster that the flags select (`-e` in the namespace,
 /// every one of the namespace, or with `-A` of every namespace), newest first, each entry
 /// marked with whether Flux applied its commit. With several Environments one that cannot
 /// be read is reported on stderr and counted, and the others are shown.
-async fn cluster_log(flags: &KubeArgs, args: &LogArgs) -> Result<(Vec<Row>, usize)> {
-    let (client, ns) = flags.client_and_namespace().await?;
-    let envs: Vec<Environment> = match (&args.environment, flags.all_namespaces) {
+async fn cluster_log(
+    client: &Client,
+    ns: &str,
+    all_namespaces: bool,
+    args: &LogArgs,
+) -> Result<(Vec<Row>, usize)> {
+    let client = client.clone();
+    let envs: Vec<Environment> = match (&args.environment, all_namespaces) {
         (Some(name), false) => vec![
-            Api::<Environment>::namespaced(client.clone(), &ns)
+            Api::<Environment>::namespaced(client.clone(), ns)
                 .get_opt(name)
                 .await
                 .map_err(|e| err(e.to_string()))?
@@ -259,7 +476,7 @@ async fn cluster_log(flags: &KubeArgs, args: &LogArgs) -> Result<(Vec<Row>, usiz
             let api = if all {
                 Api::<Environment>::all(client.clone())
             } else {
-                Api::<Environment>::namespaced(client.clone(), &ns)
+                Api::<Environment>::namespaced(client.clone(), ns)
             };
             let list = api
                 .list(&ListParams::default())
@@ -367,7 +584,17 @@ fn print_table(rows: &[Row], namespaces: bool, environments: bool) {
         let time = jiff::Timestamp::from_second(e.time)
             .map(|t| t.strftime("%Y-%m-%d %H:%M:%S").to_string())
             .unwrap_or_default();
-        let author = e.author.split(" <").next().unwrap_or_default();
+        let author = e
+            .author
+            .split(" <")
+            .next()
+            .filter(|a| !a.is_empty())
+            .unwrap_or("-");
+        let action = if e.action.is_empty() {
+            "-"
+        } else {
+            e.action.as_str()
+        };
         let applied = match row.applied {
             Some(true) => "yes",
             Some(false) => "no",
@@ -391,7 +618,7 @@ fn print_table(rows: &[Row], namespaces: bool, environments: bool) {
             e.app,
             e.version,
             author,
-            e.action,
+            action,
             applied,
             requested_by,
             e.release
@@ -400,54 +627,88 @@ fn print_table(rows: &[Row], namespaces: bool, environments: bool) {
     print!("{out}");
 }
 
+/// `tumbler rollback`: asks the controller, through the `tumbler.dev/rollback-to`
+/// annotation, to roll the Release back, and waits for its answer (the `RolledBack`
+/// condition). Needs only `get` and `patch` on the Release: the controller reads the old
+/// spec from git with the Environment's credentials.
 pub fn rollback(flags: &KubeArgs, args: RollbackArgs) -> Result<()> {
+    use crate::api::{ROLLBACK_CONDITION, ROLLBACK_TO_ANNOTATION, find_condition};
     if flags.all_namespaces {
         return Err(err(
             "rollback: -A does not apply; -n names the Release's namespace",
         ));
     }
+    let to = args.to.trim().to_string();
+    if to.is_empty() {
+        return Err(err("rollback: --to names a version or a commit"));
+    }
     runtime()?.block_on(async move {
         let (client, ns) = flags.client_and_namespace().await?;
         let releases = Api::<Release>::namespaced(client.clone(), &ns);
-        let rel = releases.get_opt(&args.release).await.map_err(|e| err(e.to_string()))?.ok_or_else(|| err(format!("Release {:?} not found in namespace {ns:?}", args.release)))?;
-        let env = Api::<Environment>::namespaced(client.clone(), &ns)
-            .get_opt(&rel.spec.environment)
+        let name = &args.release;
+        let not_found = || err(format!("Release {name:?} not found in namespace {ns:?}"));
+        releases
+            .get_opt(name)
             .await
             .map_err(|e| err(e.to_string()))?
-            .ok_or_else(|| err(format!("Environment {:?} not found", rel.spec.environment)))?;
-        let (entries, _, key, creds, writer) = environment_log(&client, &env, Some(&rel.spec.app), 10_000).await?;
-        let target = entries
-            .iter()
-            .filter(|e| e.action != "delete")
-            .find(|e| e.version == args.to || (args.to.len() >= 7 && e.commit.starts_with(&args.to)))
-            .ok_or_else(|| err(format!("no commit of app {:?} in Environment {:?} has version or commit {:?}; `tumbler log -e {} -a {}` lists them", rel.spec.app, env.name_any(), args.to, env.name_any(), rel.spec.app)))?;
-        let path = format!("{}/{}/.tumbler/release.yaml", env.spec.repository.path, rel.spec.app);
-        let bytes = writer
-            .file_at(key, creds, &target.commit, &path)
+            .ok_or_else(not_found)?;
+        let patch = json!({"metadata": {"annotations": {ROLLBACK_TO_ANNOTATION: to}}});
+        let params = PatchParams {
+            field_manager: Some(ROLLBACK_MANAGER.into()),
+            ..PatchParams::default()
+        };
+        releases
+            .patch(name, &params, &Patch::Merge(&patch))
             .await
-            .map_err(|e| err(e.to_string()))?
-            .ok_or_else(|| err(format!("commit {} has no {path}", &target.commit[..8])))?;
-        let old: serde_json::Value = serde_saphyr::from_slice(&bytes).map_err(|e| err(format!("{path} at {}: {e}", &target.commit[..8])))?;
-        let mut spec = old.get("spec").cloned().ok_or_else(|| err(format!("{path} at {} has no spec", &target.commit[..8])))?;
-        // The record leaves out how Tumbler handles the Release (suspend, expiry): keep them.
-        if let Some(fields) = spec.as_object_mut() {
-            if let Some(expiry) = &rel.spec.expiry {
-                fields.insert("expiry".into(), json!(expiry));
-            }
-            if rel.spec.suspend {
-                fields.insert("suspend".into(), json!(true));
-            }
+            .map_err(|e| err(e.to_string()))?;
+        if args.no_wait {
+            println!("release.tumbler.dev/{name}: rollback to {to} requested ({ROLLBACK_TO_ANNOTATION})");
+            return Ok(());
         }
-        let version = spec.get("version").and_then(|v| v.as_str()).unwrap_or_default().to_string();
-        let patch = json!([
-            {"op": "replace", "path": "/spec", "value": spec},
-            {"op": "add", "path": "/metadata/annotations", "value": rel.metadata.annotations.clone().unwrap_or_default()},
-            {"op": "add", "path": format!("/metadata/annotations/{}", crate::api::ROLLBACK_ANNOTATION.replace('/', "~1")), "value": format!("{} -> {}", rel.spec.version, version)},
-        ]);
-        let patch: json_patch::Patch = serde_json::from_value(patch).map_err(|e| err(e.to_string()))?;
-        releases.patch(&args.release, &PatchParams { field_manager: Some(ROLLBACK_MANAGER.into()), ..PatchParams::default() }, &Patch::<()>::Json(patch)).await.map_err(|e| err(e.to_string()))?;
-        println!("release.tumbler.dev/{} rolled back from {} to {} (spec of commit {})", args.release, rel.spec.version, version, &target.commit[..8]);
-        Ok(())
+        let deadline = std::time::Instant::now() + args.timeout;
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            let rel = releases
+                .get_opt(name)
+                .await
+                .map_err(|e| err(e.to_string()))?
+                .ok_or_else(not_found)?;
+            match rel.annotations().get(ROLLBACK_TO_ANNOTATION) {
+                Some(pending) if pending.trim() == to => {
+                    if std::time::Instant::now() > deadline {
+                        // A transient failure (git unreachable) keeps the request and says
+                        // why on the condition.
+                        let why = rel
+                            .status
+                            .as_ref()
+                            .and_then(|s| find_condition(&s.conditions, ROLLBACK_CONDITION))
+                            .filter(|c| c.status == "False")
+                            .map(|c| format!(" (last attempt: {}: {})", c.reason, c.message))
+                            .unwrap_or_default();
+                        return Err(err(format!(
+                            "the controller did not answer within {:?}{why}; the request stays ({ROLLBACK_TO_ANNOTATION}: {to}) and is retried",
+                            args.timeout
+                        )));
+                    }
+                    continue;
+                }
+                Some(other) => {
+                    return Err(err(format!(
+                        "another rollback request ({ROLLBACK_TO_ANNOTATION}: {other}) replaced this one"
+                    )));
+                }
+                None => {}
+            }
+            let status = rel.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
+            return match find_condition(status, ROLLBACK_CONDITION) {
+                Some(c) if c.status == "True" => {
+                    println!("release.tumbler.dev/{name} {}", c.message);
+                    Ok(())
+                }
+                Some(c) => Err(err(format!("{} ({})", c.message, c.reason))),
+                None => Err(err("the request was removed without an answer".to_string())),
+            };
+        }
     })
 }
 

@@ -138,6 +138,13 @@ pub enum Reason {
     SourceMismatch,
     /// `spec.follow` names the Release itself.
     InvalidFollow,
+    // --- rollback requests (`tumbler.dev/rollback-to`)
+    /// The spec of the requested version was applied to the Release.
+    RolledBack,
+    /// The requested version or commit is not in the Release's log.
+    RollbackNotFound,
+    /// The requested version's spec could not be read or applied.
+    RollbackFailed,
 }
 
 impl Reason {
@@ -226,6 +233,9 @@ impl Reason {
             AutoPromotionOff => "AutoPromotionOff",
             SourceMismatch => "SourceMismatch",
             InvalidFollow => "InvalidFollow",
+            RolledBack => "RolledBack",
+            RollbackNotFound => "RollbackNotFound",
+            RollbackFailed => "RollbackFailed",
         }
     }
 
@@ -260,6 +270,7 @@ impl Reason {
                 | UpstreamNotReady
                 | PromotionHeld
                 | AutoPromotionOff
+                | RolledBack
         )
     }
 }

@@ -13,9 +13,11 @@
 mod helm;
 mod limits;
 mod manifests;
+mod merge_keys;
 mod patch;
 mod policy;
 mod scope;
+mod selector;
 mod template;
 mod tenancy;
 
@@ -227,6 +229,16 @@ fn check_path(path: &str) -> Result<(), RenderError> {
         return bad("has an empty, `.`, `..` or `.git` segment");
     }
     Ok(())
+}
+
+/// Applies a Release's `spec.patches` to objects as a render applies them (after placing
+/// them), within the same limits: what `tests/e2e/patches.rs` compares with kustomize.
+pub fn apply_patches(
+    objects: &mut [serde_json::Value],
+    patches: &[crate::api::Patch],
+) -> Result<(), RenderError> {
+    let mut weights = limits::Weights::new(0, objects)?;
+    patch::apply_all(objects, patches, &mut weights)
 }
 
 /// Renders a Release for an Environment, deciding cluster scope by the built-in list of

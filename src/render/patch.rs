@@ -13,9 +13,12 @@
 use serde_json::Value;
 
 use json_patch::PatchOperation;
+use regex::Regex;
 
 use super::limits::{Weights, YamlRefusal, deeper_than, json_len, parse_yaml, too_large};
+use super::merge_keys::{ListMerge, list_merge};
 use super::policy::{describe, group_of};
+use super::selector::Selector;
 use super::{MAX_DEPTH, MAX_RENDERED_BYTES, RenderError};
 use crate::api::{Patch, PatchTarget};
 
@@ -75,8 +78,9 @@ fn apply_json6902(
     };
     let ops: json_patch::Patch = serde_json::from_value(doc)
         .map_err(|e| failed(index, format!("not a JSON6902 patch: {e}")))?;
+    let select = Select::new(index, target)?;
     let hits: Vec<usize> = (0..objects.len())
-        .filter(|&i| matches(&objects[i], target))
+        .filter(|&i| select.matches(&objects[i]))
         .collect();
     if hits.is_empty() {
         return Err(failed(
@@ -161,9 +165,14 @@ fn apply_strategic(
     objects: &mut [Value],
     weights: &mut Weights,
 ) -> Result<(), RenderError> {
+    let select = p
+        .target
+        .as_ref()
+        .map(|t| Select::new(index, t))
+        .transpose()?;
     let hits: Vec<usize> = (0..objects.len())
-        .filter(|&i| match &p.target {
-            Some(t) => matches(&objects[i], t),
+        .filter(|&i| match &select {
+            Some(t) => t.matches(&objects[i]),
             None => same_object(&objects[i], &doc),
         })
         .collect();
@@ -189,7 +198,7 @@ fn apply_strategic(
         hits.len()
     );
     apply_to_hits(index, objects, &hits, size, &what, weights, |obj, _| {
-        merge(obj, &patch, "");
+        merge_object(obj, &patch);
         Ok(())
     })
 }
@@ -259,61 +268,75 @@ fn same_object(obj: &Value, patch: &Value) -> bool {
             .is_none_or(|v| obj["apiVersion"].as_str() == Some(v))
 }
 
-fn selector_matches(map: &Value, selector: &str) -> bool {
-    selector
-        .split(',')
-        .filter(|s| !s.trim().is_empty())
-        .all(|term| match term.split_once('=') {
-            Some((k, v)) => {
-                map[k.trim().trim_end_matches('=')].as_str()
-                    == Some(v.trim().trim_start_matches('='))
-            }
-            None => map.get(term.trim()).is_some(),
+/// A patch target with its patterns and selectors compiled. As in kustomize, `group`,
+/// `version`, `kind`, `name` and `namespace` are regular expressions matching the whole
+/// value (`api-.*`; a plain name matches itself), and the selectors are Kubernetes
+/// selectors.
+struct Select {
+    group: Option<Regex>,
+    version: Option<Regex>,
+    kind: Option<Regex>,
+    name: Option<Regex>,
+    namespace: Option<Regex>,
+    labels: Option<Selector>,
+    annotations: Option<Selector>,
+}
+
+/// Compiled patterns are bounded: a target is a short name, not a program.
+const PATTERN_SIZE_LIMIT: usize = 1 << 20;
+
+impl Select {
+    fn new(index: usize, t: &PatchTarget) -> Result<Self, RenderError> {
+        let pattern = |what: &str, p: &Option<String>| {
+            p.as_deref()
+                .filter(|p| !p.is_empty())
+                .map(|p| {
+                    regex::RegexBuilder::new(&format!("^(?:{p})$"))
+                        .size_limit(PATTERN_SIZE_LIMIT)
+                        .build()
+                        .map_err(|e| failed(index, format!("target.{what} {p:?}: {e}")))
+                })
+                .transpose()
+        };
+        let selector = |what: &str, s: &Option<String>| {
+            s.as_deref()
+                .map(Selector::parse)
+                .transpose()
+                .map_err(|why| failed(index, format!("target.{what}: {why}")))
+        };
+        Ok(Select {
+            group: pattern("group", &t.group)?,
+            version: pattern("version", &t.version)?,
+            kind: pattern("kind", &t.kind)?,
+            name: pattern("name", &t.name)?,
+            namespace: pattern("namespace", &t.namespace)?,
+            labels: selector("labelSelector", &t.label_selector)?,
+            annotations: selector("annotationSelector", &t.annotation_selector)?,
         })
-}
+    }
 
-fn matches(obj: &Value, t: &PatchTarget) -> bool {
-    let version = obj["apiVersion"]
-        .as_str()
-        .unwrap_or_default()
-        .rsplit('/')
-        .next()
-        .unwrap_or_default();
-    t.kind
-        .as_deref()
-        .is_none_or(|k| obj["kind"].as_str() == Some(k))
-        && t.name
-            .as_deref()
-            .is_none_or(|n| obj["metadata"]["name"].as_str() == Some(n))
-        && t.namespace
-            .as_deref()
-            .is_none_or(|n| obj["metadata"]["namespace"].as_str() == Some(n))
-        && t.group.as_deref().is_none_or(|g| group_of(obj) == g)
-        && t.version.as_deref().is_none_or(|v| version == v)
-        && t.label_selector
-            .as_deref()
-            .is_none_or(|s| selector_matches(&obj["metadata"]["labels"], s))
-        && t.annotation_selector
-            .as_deref()
-            .is_none_or(|s| selector_matches(&obj["metadata"]["annotations"], s))
-}
-
-/// The merge key of a list field, for strategic merge.
-fn merge_key(field: &str, items: &[Value]) -> Option<&'static str> {
-    match field {
-        "containers"
-        | "initContainers"
-        | "ephemeralContainers"
-        | "volumes"
-        | "env"
-        | "imagePullSecrets" => Some("name"),
-        "volumeMounts" => Some("mountPath"),
-        "ports" => Some(if items.iter().any(|i| i.get("containerPort").is_some()) {
-            "containerPort"
-        } else {
-            "port"
-        }),
-        _ => None,
+    fn matches(&self, obj: &Value) -> bool {
+        let version = obj["apiVersion"]
+            .as_str()
+            .unwrap_or_default()
+            .rsplit('/')
+            .next()
+            .unwrap_or_default();
+        let is = |re: &Option<Regex>, value: &str| re.as_ref().is_none_or(|re| re.is_match(value));
+        let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+        is(&self.kind, &text(&obj["kind"]))
+            && is(&self.name, &text(&obj["metadata"]["name"]))
+            && is(&self.namespace, &text(&obj["metadata"]["namespace"]))
+            && is(&self.group, group_of(obj))
+            && is(&self.version, version)
+            && self
+                .labels
+                .as_ref()
+                .is_none_or(|s| s.matches(&obj["metadata"]["labels"]))
+            && self
+                .annotations
+                .as_ref()
+                .is_none_or(|s| s.matches(&obj["metadata"]["annotations"]))
     }
 }
 
@@ -339,9 +362,25 @@ fn clean(v: &Value) -> Value {
     }
 }
 
-/// Strategic merge of `patch` into `target`; `field` is the key `target` sits under.
-pub fn merge(target: &mut Value, patch: &Value, field: &str) {
-    let _ = field;
+/// Strategic merge of `patch` into the object `obj`, with the list merge keys of its kind.
+pub fn merge_object(obj: &mut Value, patch: &Value) {
+    let group = group_of(obj).to_string();
+    let kind = obj["kind"].as_str().unwrap_or_default().to_string();
+    let mut path = vec![];
+    merge(obj, patch, &mut path, &|path: &[String]| {
+        let path: Vec<&str> = path.iter().map(String::as_str).collect();
+        list_merge(&group, &kind, &path)
+    });
+}
+
+/// Strategic merge of `patch` into `target`, which sits at `path` in its object; `lists`
+/// says how the list at a path merges.
+fn merge(
+    target: &mut Value,
+    patch: &Value,
+    path: &mut Vec<String>,
+    lists: &dyn Fn(&[String]) -> ListMerge,
+) {
     let replace = directive(patch) == Some("replace");
     match (target, patch) {
         (Value::Object(t), Value::Object(p)) if !replace => {
@@ -353,40 +392,185 @@ pub fn merge(target: &mut Value, patch: &Value, field: &str) {
                     t.remove(k);
                     continue;
                 }
+                path.push(k.clone());
                 match (t.get_mut(k), pv) {
-                    (Some(tv @ Value::Object(_)), Value::Object(_)) => merge(tv, pv, k),
-                    (Some(Value::Array(ta)), Value::Array(pa)) => merge_list(ta, pa, k),
+                    (Some(tv @ Value::Object(_)), Value::Object(_)) => merge(tv, pv, path, lists),
+                    (Some(Value::Array(ta)), Value::Array(pa)) => merge_list(ta, pa, path, lists),
                     _ => {
                         t.insert(k.clone(), clean(pv));
                     }
                 }
+                path.pop();
             }
         }
         (t, p) => *t = clean(p),
     }
 }
 
-fn merge_list(target: &mut Vec<Value>, patch: &[Value], field: &str) {
-    let key = merge_key(field, target)
-        .filter(|_| patch.iter().all(Value::is_object) && target.iter().all(Value::is_object));
-    let Some(key) = key else {
-        *target = patch
-            .iter()
-            .filter(|i| directive(i) != Some("delete"))
-            .map(clean)
-            .collect();
-        return;
-    };
-    for item in patch {
-        let id = &item[key];
-        let pos = target.iter().position(|t| &t[key] == id && !id.is_null());
-        match (directive(item), pos) {
-            (Some("delete"), Some(i)) => {
-                target.remove(i);
-            }
-            (Some("delete"), None) => {}
-            (_, Some(i)) => merge(&mut target[i], item, field),
-            (_, None) => target.push(clean(item)),
+/// The values of `keys` in a list item (`None` where missing).
+fn key_values(item: &Value, keys: &[&str]) -> Vec<Option<String>> {
+    keys.iter()
+        .map(|k| match &item[*k] {
+            Value::Null => None,
+            Value::String(s) if s.is_empty() => None,
+            Value::String(s) => Some(s.clone()),
+            other => Some(other.to_string()),
+        })
+        .collect()
+}
+
+/// Whether two items are the same by several keys, as kustomize matches them: every key
+/// equal or missing on one side, and at least one equal.
+fn same_item(a: &[Option<String>], b: &[Option<String>]) -> bool {
+    let mut common = false;
+    for (x, y) in a.iter().zip(b) {
+        match (x, y) {
+            (x, y) if x == y => common = true,
+            (Some(_), Some(_)) => return false,
+            _ => {}
         }
+    }
+    common
+}
+
+fn merge_list(
+    target: &mut Vec<Value>,
+    patch: &[Value],
+    path: &mut Vec<String>,
+    lists: &dyn Fn(&[String]) -> ListMerge,
+) {
+    let objects = patch.iter().all(Value::is_object) && target.iter().all(Value::is_object);
+    match lists(path) {
+        ListMerge::Keys(keys) if objects => {
+            if keys.len() == 1 {
+                merge_by_key(target, patch, keys[0], path, lists)
+            } else {
+                merge_by_keys(target, patch, keys, path, lists)
+            }
+        }
+        ListMerge::Primitive if !objects || patch.iter().all(|v| !v.is_object()) => {
+            let mut merged: Vec<Value> = vec![];
+            for v in patch.iter().chain(target.iter()) {
+                if !merged.contains(v) {
+                    merged.push(v.clone());
+                }
+            }
+            *target = merged;
+        }
+        _ => {
+            *target = clean(&Value::Array(patch.to_vec()))
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        }
+    }
+}
+
+/// Lists keyed by one field: the patch's items in its order (merged into the object's item
+/// of the same key, or new), then the object's other items in their order; items marked
+/// `$patch: delete` go.
+fn merge_by_key(
+    target: &mut Vec<Value>,
+    patch: &[Value],
+    key: &str,
+    path: &mut Vec<String>,
+    lists: &dyn Fn(&[String]) -> ListMerge,
+) {
+    let id = |v: &Value| v[key].clone();
+    let mut out: Vec<Value> = vec![];
+    let mut done: Vec<Value> = vec![];
+    for p in patch {
+        let k = id(p);
+        if done.contains(&k) {
+            continue;
+        }
+        done.push(k.clone());
+        if directive(p) == Some("delete") {
+            continue;
+        }
+        match target.iter().find(|t| id(t) == k) {
+            Some(t) => {
+                let mut t = t.clone();
+                merge(&mut t, p, path, lists);
+                out.push(t);
+            }
+            None => out.push(clean(p)),
+        }
+    }
+    for t in target.iter() {
+        if !done.contains(&id(t)) {
+            out.push(t.clone());
+        }
+    }
+    *target = out;
+}
+
+/// Lists keyed by several fields (ports by `containerPort` and `protocol`): the patch's new
+/// items in its order, then the object's items in their order, merged with the patch's
+/// item for each; items marked `$patch: delete` go.
+fn merge_by_keys(
+    target: &mut Vec<Value>,
+    patch: &[Value],
+    keys: &[&str],
+    path: &mut Vec<String>,
+    lists: &dyn Fn(&[String]) -> ListMerge,
+) {
+    let mut new: Vec<Value> = vec![];
+    let mut deleted = vec![false; target.len()];
+    for p in patch {
+        let pk = key_values(p, keys);
+        match target
+            .iter()
+            .position(|t| same_item(&key_values(t, keys), &pk))
+        {
+            Some(i) if directive(p) == Some("delete") => deleted[i] = true,
+            Some(i) => merge(&mut target[i], p, path, lists),
+            None if directive(p) == Some("delete") => {}
+            None => new.push(clean(p)),
+        }
+    }
+    let kept = target
+        .drain(..)
+        .zip(deleted)
+        .filter(|(_, d)| !d)
+        .map(|(t, _)| t);
+    new.extend(kept);
+    *target = new;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn target(t: Value) -> Select {
+        Select::new(0, &serde_json::from_value(t).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn target_fields_are_anchored_patterns() {
+        let obj = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "api-v1", "namespace": "team"}});
+        for yes in [
+            json!({"name": "api-v1"}),
+            json!({"name": "api-.*", "kind": "Deployment|StatefulSet"}),
+            json!({"group": "app.", "version": "v1", "namespace": "te.*"}),
+            json!({"group": ""}),
+        ] {
+            assert!(target(yes.clone()).matches(&obj), "{yes}");
+        }
+        for no in [
+            json!({"name": "api"}),
+            json!({"name": "v1"}),
+            json!({"kind": "Deploy"}),
+        ] {
+            assert!(!target(no.clone()).matches(&obj), "{no}");
+        }
+        let bad: PatchTarget = serde_json::from_value(json!({"name": "api-("})).unwrap();
+        let err = Select::new(3, &bad).err().unwrap().to_string();
+        assert!(
+            err.contains("spec.patches[3]") && err.contains("target.name"),
+            "{err}"
+        );
     }
 }

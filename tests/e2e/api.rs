@@ -95,3 +95,75 @@ async fn crds_are_established_and_the_api_server_validates_like_the_docs_say() {
     assert!(checked >= 9);
     s.finish().await;
 }
+
+/// Conditions are a list map keyed by `type`: the API server refuses a status with two
+/// conditions of one type, and the controller's server-side apply of the status (its own
+/// field manager, per condition type) goes on working next to a condition another manager
+/// added.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conditions_are_one_per_type_and_the_status_apply_merges_per_type() {
+    let s = Scenario::new("condmap").await;
+    s.repo_and_environment("staging", serde_json::json!({}))
+        .await;
+    s.release("api", "staging", "1.0.0").await;
+    s.wait_release("api", "1.0.0 committed", committed).await;
+    let cond = |t: &str| {
+        serde_json::json!({"type": t, "status": "True", "reason": "Test", "message": "",
+            "lastTransitionTime": "2026-01-01T00:00:00Z"})
+    };
+    let twice = serde_json::json!({"status": {"conditions": [cond("Ready"), cond("Ready")]}});
+    let (ok, out) = kubectl(
+        &[
+            "-n",
+            &s.ns,
+            "patch",
+            "release",
+            "api",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            &twice.to_string(),
+        ],
+        None,
+    );
+    assert!(!ok && out.contains("Duplicate value"), "{out}");
+    // Another manager's condition, applied server-side next to Tumbler's.
+    let mine = serde_json::json!({"apiVersion": "tumbler.dev/v1alpha1", "kind": "Release",
+        "metadata": {"name": "api", "namespace": s.ns},
+        "status": {"conditions": [cond("ExternalCheck")]}});
+    let (ok, out) = kubectl(
+        &[
+            "apply",
+            "--server-side",
+            "--field-manager=checker",
+            "--subresource=status",
+            "-f",
+            "-",
+        ],
+        Some(&mine.to_string()),
+    );
+    assert!(ok, "{out}");
+    s.release("api", "staging", "2.0.0").await;
+    let rel = s
+        .wait_release("api", "2.0.0 committed", |r| {
+            committed(r) && r.spec.version == "2.0.0"
+        })
+        .await;
+    let types: Vec<&str> = rel
+        .status
+        .as_ref()
+        .unwrap()
+        .conditions
+        .iter()
+        .map(|c| c.type_.as_str())
+        .collect();
+    assert!(
+        types.contains(&"ExternalCheck") && types.contains(&"Ready"),
+        "{types:?}"
+    );
+    let mut unique = types.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), types.len(), "{types:?}");
+    s.finish().await;
+}

@@ -610,6 +610,41 @@ pub fn kubectl(args: &[&str], stdin: Option<&str>) -> (bool, String) {
     run_cmd("kubectl", args, stdin)
 }
 
+/// A kubeconfig that authenticates as a ServiceAccount of `ns`.
+pub fn service_account_kubeconfig(ns: &str, sa: &str) -> std::path::PathBuf {
+    let token = must_kubectl(&["-n", ns, "create", "token", sa, "--duration", "1h"]);
+    let server = must_kubectl(&[
+        "config",
+        "view",
+        "--minify",
+        "-o",
+        "jsonpath={.clusters[0].cluster.server}",
+    ]);
+    let ca = must_kubectl(&[
+        "config",
+        "view",
+        "--minify",
+        "-o",
+        "jsonpath={.clusters[0].cluster.certificate-authority}",
+    ]);
+    let path = std::env::temp_dir().join(format!("kubeconfig-{ns}-{sa}"));
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: \"{server}\", certificate-authority: \"{ca}\"}}\nusers:\n- name: u\n  user: {{token: \"{}\"}}\ncontexts:\n- name: x\n  context: {{cluster: c, user: u, namespace: {ns}}}\ncurrent-context: x\n",
+            token.trim()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn must_kubectl(args: &[&str]) -> String {
+    let (ok, out) = kubectl(args, None);
+    assert!(ok, "kubectl {args:?} failed:\n{out}");
+    out
+}
+
 pub fn tumbler(args: &[&str]) -> (bool, String) {
     run_cmd(env!("CARGO_BIN_EXE_tumbler"), args, None)
 }

@@ -30,10 +30,9 @@ fn cluster_role_rules(yaml: &str) -> Value {
         .into_iter()
         .find(|d| {
             d["kind"] == "ClusterRole"
-                && !d["metadata"]["name"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .starts_with("tumbler-release-")
+                && !d["metadata"]["labels"]
+                    .as_object()
+                    .is_some_and(|l| l.keys().any(|k| k.contains("/aggregate-to-")))
         })
         .expect("a ClusterRole")["rules"]
         .clone()
@@ -251,47 +250,6 @@ async fn chart_and_kustomize_install_on_the_api_server_with_the_same_rbac() {
     s.finish().await;
 }
 
-/// A kubeconfig that authenticates as a ServiceAccount of `ns`.
-fn service_account_kubeconfig(ns: &str, sa: &str) -> std::path::PathBuf {
-    let token = must(
-        "kubectl",
-        &["-n", ns, "create", "token", sa, "--duration", "1h"],
-        None,
-    );
-    let server = must(
-        "kubectl",
-        &[
-            "config",
-            "view",
-            "--minify",
-            "-o",
-            "jsonpath={.clusters[0].cluster.server}",
-        ],
-        None,
-    );
-    let ca = must(
-        "kubectl",
-        &[
-            "config",
-            "view",
-            "--minify",
-            "-o",
-            "jsonpath={.clusters[0].cluster.certificate-authority}",
-        ],
-        None,
-    );
-    let path = std::env::temp_dir().join(format!("kubeconfig-{ns}-{sa}"));
-    std::fs::write(
-        &path,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: \"{server}\", certificate-authority: \"{ca}\"}}\nusers:\n- name: u\n  user: {{token: \"{}\"}}\ncontexts:\n- name: x\n  context: {{cluster: c, user: u, namespace: {ns}}}\ncurrent-context: x\n",
-            token.trim()
-        ),
-    )
-    .unwrap();
-    path
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn controller_works_with_the_chart_service_account_and_reads_no_other_secrets() {
     let s = Scenario::bare("rbac").await;
@@ -478,8 +436,8 @@ async fn chart_rbac_and_flags_agree_for_0_1_and_2_watched_namespaces() {
             &["apply", "--server-side", "-f", "-"],
             Some(&objects.join("\n---\n")),
         );
-        cluster_scoped.push(format!("clusterrole/{release}"));
-        cluster_scoped.push(format!("clusterrolebinding/{release}"));
+        cluster_scoped.push(format!("clusterrole/{release}-{}", s.ns));
+        cluster_scoped.push(format!("clusterrolebinding/{release}-{}", s.ns));
         let who = format!("system:serviceaccount:{}:{release}", s.ns);
         // Reading Releases and Environments: everywhere, in every variant.
         for verb in ["get", "list", "watch"] {
@@ -786,4 +744,75 @@ async fn metrics_and_health_endpoints_answer() {
     let _ = controller.kill();
     let _ = controller.wait();
     s.finish().await;
+}
+
+/// Cluster-scoped objects of `helm template` (CRDs aside: the chart's `crds/` are shared by
+/// every install, and Helm never templates them), as `Kind/name`, with where each
+/// ClusterRoleBinding points.
+fn cluster_scoped_names(release: &str, ns: &str) -> Vec<String> {
+    const CLUSTER_KINDS: [&str; 6] = [
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Namespace",
+        "PriorityClass",
+        "MutatingWebhookConfiguration",
+        "ValidatingWebhookConfiguration",
+    ];
+    let rendered = must(
+        "helm",
+        &[
+            "template",
+            release,
+            "charts/tumbler",
+            "-n",
+            ns,
+            "--kube-version",
+            "v1.36.3",
+            "--set",
+            "metrics.serviceMonitor.enabled=true",
+            "--set",
+            "prometheusRule.enabled=true",
+            "--set",
+            "dashboards.enabled=true",
+        ],
+        None,
+    );
+    let mut names = vec![];
+    for d in docs(&rendered) {
+        let kind = d["kind"].as_str().unwrap_or_default();
+        if d["metadata"]["namespace"].is_string() || !CLUSTER_KINDS.contains(&kind) {
+            continue;
+        }
+        let name = d["metadata"]["name"].as_str().unwrap().to_string();
+        if kind == "ClusterRoleBinding" {
+            assert_eq!(
+                d["roleRef"]["name"],
+                name.as_str(),
+                "{release}: {kind} {name}"
+            );
+        }
+        names.push(format!("{kind}/{name}"));
+    }
+    names
+}
+
+/// Two installs of the chart — another release name, or the same name in another
+/// namespace — share no cluster-scoped object, so the second neither fails on nor takes
+/// over the first's.
+#[test]
+fn two_installs_of_the_chart_share_no_cluster_scoped_name() {
+    let a = cluster_scoped_names("tumbler", "tumbler-system");
+    assert!(
+        a.iter().filter(|n| n.starts_with("ClusterRole/")).count() >= 3,
+        "the controller's role and the two aggregated ones: {a:?}"
+    );
+    for (release, ns) in [("tumbler-b", "tumbler-system"), ("tumbler", "team-a")] {
+        let b = cluster_scoped_names(release, ns);
+        assert_eq!(a.len(), b.len(), "{b:?}");
+        let shared: Vec<&String> = b.iter().filter(|n| a.contains(n)).collect();
+        assert!(
+            shared.is_empty(),
+            "{release} in {ns} shares {shared:?} with tumbler in tumbler-system"
+        );
+    }
 }

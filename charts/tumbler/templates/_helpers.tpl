@@ -1,5 +1,8 @@
 {{- define "tumbler.name" -}}tumbler{{- end -}}
 {{- define "tumbler.fullname" -}}{{ .Release.Name | trunc 63 | trimSuffix "-" }}{{- end -}}
+{{- /* Names of cluster-scoped objects: the release's name and namespace, so that two
+installs (other names, or one name in two namespaces) never share one. */ -}}
+{{- define "tumbler.clusterName" -}}{{ printf "%s-%s" (include "tumbler.fullname" .) .Release.Namespace }}{{- end -}}
 {{- define "tumbler.labels" -}}
 app.kubernetes.io/name: tumbler
 app.kubernetes.io/instance: {{ .Release.Name }}

@@ -14,6 +14,7 @@ pub mod act;
 pub mod decide;
 pub mod observe;
 pub mod promote;
+pub mod rollback;
 #[cfg(test)]
 mod tests;
 
@@ -53,6 +54,10 @@ pub fn error_policy(rel: Arc<Release>, err: &Error, ctx: Arc<Context>) -> Action
 async fn apply(rel: Arc<Release>, ctx: &Context, timer: &ReconcileTimer) -> Result<Action, Error> {
     if let Some(at) = decide::control::expired(&rel, now().0) {
         return act::expire(ctx, &rel, at).await;
+    }
+    // A rollback request changes the spec first; the next reconcile commits it.
+    if rel.rollback_request().is_some() {
+        return rollback::resolve(ctx, &rel).await;
     }
     let observed = observe::release(ctx, &rel).await;
     let promotion = promote::run(ctx, &rel, observed.env.as_ref().ok()).await;

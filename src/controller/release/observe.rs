@@ -84,7 +84,7 @@ pub async fn release(ctx: &Context, rel: &Release) -> Observed {
 }
 
 /// The labels of the Release's namespace.
-async fn namespace_labels(
+pub(super) async fn namespace_labels(
     ctx: &Context,
     rel: &Release,
 ) -> Result<std::collections::BTreeMap<String, String>, Error> {
