@@ -365,6 +365,23 @@ fn watched_environments(client: &Client, config: &Config) -> Controller<Environm
     )
 }
 
+/// The field manager of this process's writes to the Lease. The lease manager takes the
+/// lease with a server-side apply and counts on a conflict between two candidates' field
+/// managers to refuse the second: one manager name shared by every replica let two
+/// candidates that tried at the same moment both "acquire" it (seen in the e2e suite: two
+/// leaders pushing at once). So it is unique per identity, within the API's 128 characters.
+fn lease_field_manager(identity: &str) -> String {
+    let mut name = format!("{}-lease-{identity}", super::MANAGER);
+    if name.len() > 128 {
+        let mut cut = 128;
+        while !name.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        name.truncate(cut);
+    }
+    name
+}
+
 /// Waits until this process holds the Lease (or shutdown is asked for: `None`). Returns the
 /// channel that turns false when the lease is lost.
 async fn lead(
@@ -379,7 +396,7 @@ async fn lead(
         .with_identity(&le.identity)
         .with_duration(le.lease_seconds)
         .with_grace(grace)
-        .with_field_manager(super::MANAGER)
+        .with_field_manager(lease_field_manager(&le.identity))
         .with_create_mode(LeaseCreateMode::AutoCreate)
         .build()
         .await
@@ -398,4 +415,19 @@ async fn lead(
     }
     tracing::info!(identity = %le.identity, "acquired the leader lease");
     Ok(Some(leader))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lease_field_manager;
+
+    #[test]
+    fn each_lease_candidate_writes_as_its_own_field_manager() {
+        let a = lease_field_manager("tumbler-7d9f-abcde");
+        let b = lease_field_manager("tumbler-7d9f-fghij");
+        assert_ne!(a, b);
+        assert!(a.contains("tumbler-7d9f-abcde"));
+        let long = lease_field_manager(&"x".repeat(300));
+        assert!(long.len() <= 128);
+    }
 }
