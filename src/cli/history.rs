@@ -81,7 +81,8 @@ pub enum From {
 pub struct RollbackArgs {
     /// The Release to roll back (in -n, default: the context's namespace).
     pub release: String,
-    /// A version from `tumbler log`, or a commit (prefix, at least 7 characters).
+    /// A version from `tumbler log`, a commit (prefix, at least 7 characters), or
+    /// `previous`: the newest applied version other than the current one (status.history).
     #[arg(long)]
     pub to: String,
     /// Do not wait for the controller's answer; `kubectl get release X -o
@@ -631,6 +632,17 @@ fn print_table(rows: &[Row], namespaces: bool, environments: bool) {
 /// annotation, to roll the Release back, and waits for its answer (the `RolledBack`
 /// condition). Needs only `get` and `patch` on the Release: the controller reads the old
 /// spec from git with the Environment's credentials.
+/// `--to previous`: the newest applied version (`status.history`, newest first) other than
+/// the one the Release asks for now.
+pub fn previous_version(rel: &Release) -> Option<String> {
+    rel.status
+        .as_ref()?
+        .history
+        .iter()
+        .find(|h| h.version != rel.spec.version)
+        .map(|h| h.version.clone())
+}
+
 pub fn rollback(flags: &KubeArgs, args: RollbackArgs) -> Result<()> {
     use crate::api::{ROLLBACK_CONDITION, ROLLBACK_TO_ANNOTATION, find_condition};
     if flags.all_namespaces {
@@ -647,11 +659,21 @@ pub fn rollback(flags: &KubeArgs, args: RollbackArgs) -> Result<()> {
         let releases = Api::<Release>::namespaced(client.clone(), &ns);
         let name = &args.release;
         let not_found = || err(format!("Release {name:?} not found in namespace {ns:?}"));
-        releases
+        let rel = releases
             .get_opt(name)
             .await
             .map_err(|e| err(e.to_string()))?
             .ok_or_else(not_found)?;
+        let to = if to == "previous" {
+            previous_version(&rel).ok_or_else(|| {
+                err(format!(
+                    "Release {name:?} has no applied version other than {:?} in status.history; `tumbler log {name}` lists what it has",
+                    rel.spec.version
+                ))
+            })?
+        } else {
+            to
+        };
         let patch = json!({"metadata": {"annotations": {ROLLBACK_TO_ANNOTATION: to}}});
         let params = PatchParams {
             field_manager: Some(ROLLBACK_MANAGER.into()),
@@ -726,5 +748,27 @@ mod tests {
         for bad in ["Tumbler", "<a@b>", "T <a@b", "T <>", "T <a<b>"] {
             assert!(parse_identity(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn previous_is_the_newest_applied_version_other_than_the_asked_one() {
+        use crate::api::{HistoryEntry, ReleaseStatus};
+        let entry = |v: &str| HistoryEntry {
+            version: v.into(),
+            ..Default::default()
+        };
+        let mut rel = Release::new("api", Default::default());
+        rel.spec.version = "3.0.0".into();
+        assert_eq!(previous_version(&rel), None);
+        rel.status = Some(ReleaseStatus {
+            history: vec![entry("3.0.0"), entry("2.0.0"), entry("1.0.0")],
+            ..Default::default()
+        });
+        assert_eq!(previous_version(&rel).as_deref(), Some("2.0.0"));
+        // Asked for 4.0.0, not applied yet: the last applied one is the previous.
+        rel.spec.version = "4.0.0".into();
+        assert_eq!(previous_version(&rel).as_deref(), Some("3.0.0"));
+        rel.status.as_mut().unwrap().history = vec![entry("4.0.0")];
+        assert_eq!(previous_version(&rel), None);
     }
 }

@@ -156,7 +156,8 @@ async fn transitions_reach_a_signed_webhook_in_order_and_slack_gets_text() {
         s.wait_release_for("api", version, Duration::from_secs(120), ready_at(version))
             .await;
     }
-    let (ok, out) = tumbler(&["rollback", "api", "--to", "1.0.0", "-n", &s.ns]);
+    // `previous` (the k9s key's form): the newest applied version before 2.0.0, 1.0.0.
+    let (ok, out) = tumbler(&["rollback", "api", "--to", "previous", "-n", &s.ns]);
     assert!(ok, "rollback failed: {out}");
     let rel = s
         .wait_release_for(

@@ -100,6 +100,10 @@ pub struct Notification {
     /// The version a rollback left.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rolled_back_from: Option<String>,
+    /// `<namespace>/<name>@<version>` of the followed Release a promotion took its version
+    /// from (the commit's `Tumbler-Promoted-From`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub promoted_from: Option<String>,
     /// Why, for `Failed`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure: Option<Failure>,
@@ -194,6 +198,7 @@ pub fn transitions(
         commit: new.commit.clone(),
         action: None,
         rolled_back_from: None,
+        promoted_from: None,
         failure: None,
     };
     let short = new
@@ -202,12 +207,15 @@ pub fn transitions(
         .map(|c| c.chars().take(8).collect::<String>())
         .unwrap_or_default();
     if new_commit {
-        let action = action
-            .map(str::to_string)
-            .unwrap_or_else(|| match rolled_back_from {
-                Some(_) => "rollback".into(),
-                None => "release".into(),
-            });
+        let action = action.map(str::to_string).unwrap_or_else(|| {
+            if rolled_back_from.is_some() {
+                "rollback".into()
+            } else if rel.promoted_from().is_some() {
+                "promote".into()
+            } else {
+                "release".into()
+            }
+        });
         let t = Transition::of_action(&action);
         let what = match t {
             Transition::Promoted => "promoted",
@@ -223,6 +231,9 @@ pub fn transitions(
         );
         if t == Transition::RolledBack {
             n.rolled_back_from = rolled_back_from.clone();
+        }
+        if t == Transition::Promoted {
+            n.promoted_from = rel.promoted_from();
         }
         n.action = Some(action);
         out.push(n);

@@ -182,13 +182,26 @@ fn the_commit_action_names_the_transition() {
     // Seen without the action (the write after the push had failed): `tumbler rollback`'s
     // annotation still says it was a rollback, and from which version.
     let rolled = release(
-        Some(old),
+        Some(old.clone()),
         serde_json::json!({"tumbler.dev/rollback": "2.0.0 -> 1.2.3"}),
     );
     let sent = tr(&rolled, &new, None, &at(1));
     assert_eq!(reasons(&sent), ["RolledBack"]);
     assert_eq!(sent[0].rolled_back_from.as_deref(), Some("2.0.0"));
     assert_eq!(sent[0].action.as_deref(), Some("rollback"));
+    // A promotion names its source, with or without the action at hand.
+    let promoted = release(
+        Some(old),
+        serde_json::json!({"tumbler.dev/promoted-from": "team-a/api-staging@1.2.3"}),
+    );
+    for action in [Some("promote"), None] {
+        let sent = tr(&promoted, &new, action, &at(1));
+        assert_eq!(reasons(&sent), ["Promoted"]);
+        assert_eq!(
+            sent[0].promoted_from.as_deref(),
+            Some("team-a/api-staging@1.2.3")
+        );
+    }
 }
 
 #[test]
