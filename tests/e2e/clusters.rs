@@ -123,28 +123,7 @@ current-context: workload
 fn remote_flux_objects(ns: &str, url: &str) {
     let (ok, out) = remote_kubectl(&["create", "namespace", ns], None);
     assert!(ok, "namespace in the second cluster: {out}");
-    let doc = format!(
-        r#"apiVersion: source.toolkit.fluxcd.io/v1
-kind: GitRepository
-metadata: {{name: gitops, namespace: {ns}}}
-spec:
-  interval: 10m
-  url: {url}
-  ref: {{branch: main}}
----
-apiVersion: kustomize.toolkit.fluxcd.io/v1
-kind: Kustomization
-metadata: {{name: apps, namespace: {ns}}}
-spec:
-  interval: 10m
-  retryInterval: 5s
-  path: ./envs/staging
-  prune: true
-  wait: true
-  timeout: 1m
-  sourceRef: {{kind: GitRepository, name: gitops}}
-"#
-    );
+    let doc = crate::flux::flux_manifests(ns, url, true);
     let (ok, out) = remote_kubectl(&["apply", "-f", "-"], Some(&doc));
     assert!(ok, "Flux objects in the second cluster: {out}");
 }

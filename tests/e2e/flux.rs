@@ -16,7 +16,15 @@ pub(crate) fn flux_objects(s: &Scenario, url: &str) {
 /// waits for what it applied to be healthy (not in per-app mode, where each app's own
 /// Kustomization does, and one failing app must not hold the others back).
 pub(crate) fn flux_objects_waiting(s: &Scenario, url: &str, wait: bool) {
-    let doc = format!(
+    kubectl(
+        &["apply", "-f", "-"],
+        Some(&flux_manifests(&s.ns, url, wait)),
+    );
+}
+
+/// The YAML of those two objects in namespace `ns` (also applied in the second cluster).
+pub(crate) fn flux_manifests(ns: &str, url: &str, wait: bool) -> String {
+    format!(
         r#"apiVersion: source.toolkit.fluxcd.io/v1
 kind: GitRepository
 metadata: {{name: gitops, namespace: {ns}}}
@@ -37,19 +45,23 @@ spec:
   timeout: 1m
   sourceRef: {{kind: GitRepository, name: gitops}}
 "#,
-        ns = s.ns
-    );
-    kubectl(&["apply", "-f", "-"], Some(&doc));
+    )
+}
+
+/// Flux objects (waiting) and the Environment `staging` of `url` they apply, into
+/// `s.ns`: the set-up most Flux tests start from.
+pub(crate) async fn staging_with_flux(s: &Scenario, url: &str) {
+    flux_objects(s, url);
+    let flux = json!({"targetNamespace": s.ns, "flux": {"kustomizations": [{"name": "apps"}]}});
+    s.apply(&s.environments(), environment("staging", url, flux))
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn release_applied_by_flux_goes_ready_and_kubectl_wait_returns() {
     let s = Scenario::new("ready").await;
     let url = new_repo(&s.ns, false);
-    flux_objects(&s, &url);
-    let flux = json!({"targetNamespace": s.ns, "flux": {"kustomizations": [{"name": "apps"}]}});
-    s.apply(&s.environments(), environment("staging", &url, flux))
-        .await;
+    staging_with_flux(&s, &url).await;
     let start = Instant::now();
     s.apply(
         &s.releases(),
@@ -124,10 +136,7 @@ async fn release_applied_by_flux_goes_ready_and_kubectl_wait_returns() {
 async fn release_flux_cannot_apply_goes_failed_with_flux_message() {
     let s = Scenario::new("failed").await;
     let url = new_repo(&s.ns, false);
-    flux_objects(&s, &url);
-    let flux = json!({"targetNamespace": s.ns, "flux": {"kustomizations": [{"name": "apps"}]}});
-    s.apply(&s.environments(), environment("staging", &url, flux))
-        .await;
+    staging_with_flux(&s, &url).await;
     let bad = json!({
         "apiVersion": "tumbler.dev/v1alpha1", "kind": "Release", "metadata": {"name": "bad"},
         "spec": {"environment": "staging", "app": "bad", "version": "1",

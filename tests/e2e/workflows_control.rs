@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tumbler::api::Phase;
 
-use crate::flux::flux_objects;
+use crate::flux::staging_with_flux;
 use crate::harness::*;
 
 /// `tumbler ARGS`: exit code and stdout, stderr.
@@ -35,10 +35,7 @@ fn suspended_with(rel: &tumbler::api::Release, text: &str) -> bool {
 async fn suspend_holds_commits_and_resume_commits_the_pending_change() {
     let s = Scenario::new("suspend").await;
     let url = new_repo(&s.ns, false);
-    flux_objects(&s, &url);
-    let flux = json!({"targetNamespace": s.ns, "flux": {"kustomizations": [{"name": "apps"}]}});
-    s.apply(&s.environments(), environment("staging", &url, flux))
-        .await;
+    staging_with_flux(&s, &url).await;
     s.release("api", "staging", "1.0.0").await;
     s.wait_release("api", "Ready", |r| ready_is(r, "True", "Applied"))
         .await;
@@ -118,10 +115,7 @@ async fn suspend_holds_commits_and_resume_commits_the_pending_change() {
 async fn reconcile_restores_a_hand_edited_folder_and_diff_shows_what_a_commit_would_change() {
     let s = Scenario::new("reconcile").await;
     let url = new_repo(&s.ns, false);
-    flux_objects(&s, &url);
-    let flux = json!({"targetNamespace": s.ns, "flux": {"kustomizations": [{"name": "apps"}]}});
-    s.apply(&s.environments(), environment("staging", &url, flux))
-        .await;
+    staging_with_flux(&s, &url).await;
     s.release("api", "staging", "1.0.0").await;
     s.wait_release("api", "Ready", |r| ready_is(r, "True", "Applied"))
         .await;
@@ -240,10 +234,7 @@ async fn reconcile_restores_a_hand_edited_folder_and_diff_shows_what_a_commit_wo
 async fn a_preview_release_expires_and_its_folder_leaves_git() {
     let s = Scenario::new("preview").await;
     let url = new_repo(&s.ns, false);
-    flux_objects(&s, &url);
-    let flux = json!({"targetNamespace": s.ns, "flux": {"kustomizations": [{"name": "apps"}]}});
-    s.apply(&s.environments(), environment("staging", &url, flux))
-        .await;
+    staging_with_flux(&s, &url).await;
     s.release("api", "staging", "1.0.0").await;
     let mut preview = template_release("api-pr-7", "staging", "api-pr-7", "1.1.0-pr.7");
     merge(&mut preview, json!({"spec": {"expiry": {"after": "8s"}}}));
