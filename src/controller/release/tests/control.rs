@@ -214,29 +214,14 @@ fn expiry_counts_from_creation_or_from_the_last_change() {
 fn the_status_shows_the_expiry_and_the_release_is_looked_at_when_it_expires() {
     let env = environment(serde_json::json!({}));
     let rel = expiring("30s", api::ExpiryFrom::Creation, 990);
-    let obs = observed(&rel, env, Some(None));
-    let Plan::Submit {
-        env, rendered, git, ..
-    } = plan(&rel, &obs)
-    else {
-        panic!("expected a submit");
-    };
-    let written = Written {
-        env,
-        rendered,
-        creds: &git.creds,
-        target: Target::of(env),
-        commit: "12345678".repeat(5),
-        pushed: true,
-        drift: None,
-    };
-    let d = status(&Facts {
-        release: &rel,
-        now: at(1000),
-        rendered: obs.rendered.as_ref(),
-        progress: Progress::InGit(written, Box::new(Ok(Cluster::default()))),
-    });
-    check(&rel, &d);
+    let d = decided_in_git(
+        &rel,
+        &env,
+        "12345678".repeat(5),
+        true,
+        at(1000),
+        Ok(Cluster::default()),
+    );
     assert_eq!(d.status.expires_at, Some(at(1020).0.to_string()));
     // 20 s left (and a second more, so that it has passed when looked at).
     assert_eq!(d.requeue, Requeue::After(Duration::from_secs(21)));

@@ -220,16 +220,20 @@ pub(super) fn deployment(desired: i32, ready: i32, pods: Vec<(bool, String)>) ->
     }
 }
 
-/// The status decided after a push, with this cluster.
-pub(super) fn after_push(
+/// The status decided at `now` once `rel`'s rendered state is in git at `commit` (`pushed`
+/// by this reconcile, or already there), with this cluster; checked against the invariants.
+pub(super) fn decided_in_git(
+    rel: &Release,
     env: &Environment,
+    commit: String,
+    pushed: bool,
+    now: Time,
     cluster: Result<Cluster, Error>,
-) -> (Release, Decision) {
-    let rel = release("api", 1);
-    let obs = observed(&rel, env.clone(), Some(None));
+) -> Decision {
+    let obs = observed(rel, env.clone(), Some(None));
     let Plan::Submit {
         env, rendered, git, ..
-    } = plan(&rel, &obs)
+    } = plan(rel, &obs)
     else {
         panic!("expected a submit");
     };
@@ -238,17 +242,27 @@ pub(super) fn after_push(
         rendered,
         creds: &git.creds,
         target: Target::of(env),
-        commit: "12345678".repeat(5),
-        pushed: true,
+        commit,
+        pushed,
         drift: None,
     };
     let d = status(&Facts {
-        release: &rel,
-        now: at(3000),
+        release: rel,
+        now,
         rendered: obs.rendered.as_ref(),
         progress: Progress::InGit(written, Box::new(cluster)),
     });
-    check(&rel, &d);
+    check(rel, &d);
+    d
+}
+
+/// The status decided after a push, with this cluster.
+pub(super) fn after_push(
+    env: &Environment,
+    cluster: Result<Cluster, Error>,
+) -> (Release, Decision) {
+    let rel = release("api", 1);
+    let d = decided_in_git(&rel, env, "12345678".repeat(5), true, at(3000), cluster);
     assert_eq!(
         d.status.commit.as_deref(),
         Some("12345678".repeat(5).as_str())

@@ -133,30 +133,7 @@ fn again_after_ready(cluster: Result<Cluster, Error>) -> Decision {
         commit: Some(commit.clone()),
         ..Default::default()
     });
-    let obs = observed(&rel, env.clone(), Some(None));
-    let Plan::Submit {
-        env, rendered, git, ..
-    } = plan(&rel, &obs)
-    else {
-        panic!("expected a submit");
-    };
-    let written = Written {
-        env,
-        rendered,
-        creds: &git.creds,
-        target: Target::of(env),
-        commit,
-        pushed: false,
-        drift: None,
-    };
-    let d = status(&Facts {
-        release: &rel,
-        now: at(3000),
-        rendered: obs.rendered.as_ref(),
-        progress: Progress::InGit(written, Box::new(cluster)),
-    });
-    check(&rel, &d);
-    d
+    decided_in_git(&rel, &env, commit, false, at(3000), cluster)
 }
 
 #[test]
