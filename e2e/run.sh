@@ -21,9 +21,6 @@ run() {
 
 run smoke e2e/smoke/run.sh
 run tumbler cargo test --locked --features e2e --test e2e -- --test-threads="${E2E_THREADS:-3}"
-if [ -x hack/check-manifests.sh ]; then
-  run manifests hack/check-manifests.sh
-fi
 
 if [ ${#failed[@]} -gt 0 ]; then
   echo "e2e: failed: ${failed[*]}"
