@@ -153,12 +153,15 @@ impl Context {
             .remove(&uid);
     }
 
-    /// The cluster an Environment's Flux and workloads live in.
+    /// The cluster an Environment's Flux and workloads live in; `fresh`: read its kubeconfig
+    /// Secret now rather than trust a client checked less than 30 s ago (see
+    /// `remote::Clusters::of`).
     pub async fn workloads(
         &self,
         env: &Environment,
+        fresh: bool,
     ) -> Result<super::remote::Workloads, super::Error> {
-        Ok(self.clusters.of(&self.client, env).await?)
+        Ok(self.clusters.of(&self.client, env, fresh).await?)
     }
 
     pub fn releases_api(&self, ns: &str) -> Api<Release> {

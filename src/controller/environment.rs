@@ -90,7 +90,7 @@ async fn observe(ctx: &Context, env: &Environment) -> Observed {
         })
     };
     // The Kustomizations live in the workload cluster, when the Environment names one.
-    let (workloads, cluster) = match (&env.spec.cluster, ctx.workloads(env).await) {
+    let (workloads, cluster) = match (&env.spec.cluster, ctx.workloads(env, true).await) {
         (None, Ok(wl)) => (Ok(wl), None),
         (_, Ok(wl)) => {
             let answer = wl.client.apiserver_version().await.map_err(|e| wl.error(e));

@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
@@ -34,6 +34,11 @@ pub const DEFAULT_KEY: &str = "kubeconfig";
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long a workload cluster may take to answer a request.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a Release reconcile trusts a cached client without reading its Secret again.
+/// The Environment reconcile (at least every 30 s) always reads it, so a rotated kubeconfig
+/// reaches the Environment at once and its Releases within this long, and a burst of
+/// Releases costs no Secret GET each.
+pub const SECRET_RECHECK: Duration = Duration::from_secs(30);
 
 /// Why a workload cluster cannot be read.
 #[derive(Debug, thiserror::Error)]
@@ -117,6 +122,8 @@ pub fn unreachable(e: &kube::Error) -> bool {
 struct Cached {
     secret: String,
     resource_version: Option<String>,
+    /// When the Secret was last read.
+    checked: Instant,
     workloads: Workloads,
 }
 
@@ -128,13 +135,30 @@ pub struct Clusters {
 
 impl Clusters {
     /// The cluster an Environment's Flux runs in: this one without `spec.cluster`; otherwise
-    /// a client from its Secret, built again when the Secret changed.
-    pub async fn of(&self, client: &Client, env: &Environment) -> Result<Workloads, RemoteError> {
+    /// a client from its Secret, built again when the Secret changed. `fresh`: read the
+    /// Secret now (the Environment reconcile); otherwise a client whose Secret was read less
+    /// than [`SECRET_RECHECK`] ago is used as it is (the Release reconciles).
+    pub async fn of(
+        &self,
+        client: &Client,
+        env: &Environment,
+        fresh: bool,
+    ) -> Result<Workloads, RemoteError> {
         let Some(spec) = env.spec.cluster.as_ref() else {
             return Ok(Workloads::local(client));
         };
         let ns = env.namespace().unwrap_or_default();
         let name = &spec.kubeconfig_secret_ref.name;
+        let uid = env.metadata.uid.clone().unwrap_or_else(|| key(env));
+        if !fresh {
+            let cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(c) = cached.get(&uid)
+                && c.secret == *name
+                && c.checked.elapsed() < SECRET_RECHECK
+            {
+                return Ok(c.workloads.clone());
+            }
+        }
         let secret = Api::<Secret>::namespaced(client.clone(), &ns)
             .get_opt(name)
             .await?
@@ -143,15 +167,15 @@ impl Clusters {
                 name: name.clone(),
                 key: key_of(spec).to_string(),
             })?;
-        let uid = env.metadata.uid.clone().unwrap_or_else(|| key(env));
         let rv = secret.metadata.resource_version.clone();
         {
-            let cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(c) = cached.get(&uid)
+            let mut cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(c) = cached.get_mut(&uid)
                 && c.secret == *name
                 && c.resource_version == rv
                 && rv.is_some()
             {
+                c.checked = Instant::now();
                 return Ok(c.workloads.clone());
             }
         }
@@ -164,6 +188,7 @@ impl Clusters {
                 Cached {
                     secret: name.clone(),
                     resource_version: rv,
+                    checked: Instant::now(),
                     workloads: workloads.clone(),
                 },
             );

@@ -71,7 +71,7 @@ async fn apply(rel: Arc<Release>, ctx: &Context, timer: &ReconcileTimer) -> Resu
         Ok(written) => {
             // Flux and the workloads live in the Environment's workload cluster, if it names
             // one (`spec.cluster`), else here.
-            let cluster = match ctx.workloads(written.env).await {
+            let cluster = match ctx.workloads(written.env, false).await {
                 Ok(wl) => {
                     if written.pushed && ctx.config.nudge_flux {
                         act::nudge_flux(ctx, &wl, written.env, &rel).await;

@@ -89,10 +89,18 @@ pub(super) async fn namespace_labels(
     rel: &Release,
 ) -> Result<std::collections::BTreeMap<String, String>, Error> {
     let ns = rel.namespace().unwrap_or_default();
+    Ok(labels_of_namespace(ctx, &ns).await?.unwrap_or_default())
+}
+
+/// The labels of namespace `ns`; `None` when it has none or does not exist.
+pub(super) async fn labels_of_namespace(
+    ctx: &Context,
+    ns: &str,
+) -> Result<Option<std::collections::BTreeMap<String, String>>, kube::Error> {
     let found = Api::<k8s_openapi::api::core::v1::Namespace>::all(ctx.client.clone())
-        .get_opt(&ns)
+        .get_opt(ns)
         .await?;
-    Ok(found.and_then(|n| n.metadata.labels).unwrap_or_default())
+    Ok(found.and_then(|n| n.metadata.labels))
 }
 
 /// The credentials, and the app folder when `app` is given.

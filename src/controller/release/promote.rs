@@ -5,9 +5,8 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Namespace;
 use kube::ResourceExt;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Patch, PatchParams};
 use kube::runtime::reflector::ObjectRef;
 use tracing::{info, warn};
 
@@ -44,12 +43,10 @@ pub async fn run(ctx: &Context, rel: &Release, env: Option<&Environment>) -> Opt
                 && e.spec.releases.namespaces.from == FromNamespaces::Selector
         });
     let labels = if needs_labels {
-        Api::<Namespace>::all(ctx.client.clone())
-            .get_opt(&ns)
+        super::observe::labels_of_namespace(ctx, &ns)
             .await
             .ok()
             .flatten()
-            .and_then(|n| n.metadata.labels)
     } else {
         None
     };
