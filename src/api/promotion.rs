@@ -77,28 +77,11 @@ pub const FAILED_VERSIONS_KEPT: usize = 20;
 
 /// A soak duration (`30m`, `1h30m`, `45s`) in seconds; `None` when malformed.
 pub fn parse_soak(s: &str) -> Option<u64> {
-    if s.is_empty() {
+    // `spec.expiry`'s parser, without days (Go's durations have none).
+    if s.contains('d') {
         return None;
     }
-    let mut total: u64 = 0;
-    let mut digits = String::new();
-    for c in s.chars() {
-        match c {
-            '0'..='9' => digits.push(c),
-            's' | 'm' | 'h' => {
-                let n: u64 = digits.parse().ok()?;
-                digits.clear();
-                let unit = match c {
-                    's' => 1,
-                    'm' => 60,
-                    _ => 3600,
-                };
-                total = total.checked_add(n.checked_mul(unit)?)?;
-            }
-            _ => return None,
-        }
-    }
-    digits.is_empty().then_some(total)
+    super::parse_duration(s).map(|d| d.as_secs())
 }
 
 impl Follow {

@@ -94,22 +94,15 @@ pub struct RollbackArgs {
     pub timeout: std::time::Duration,
 }
 
-/// `90s`, `2m`, `1h` or seconds.
+/// `90s`, `2m`, `1h` (as `spec.expiry` writes them) or seconds.
 fn parse_duration(s: &str) -> std::result::Result<std::time::Duration, String> {
-    let (n, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => s.split_at(i),
-        None => (s, "s"),
-    };
-    let n: u64 = n
-        .parse()
-        .map_err(|_| format!("{s:?}: expected e.g. 90s, 2m or 1h"))?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => return Err(format!("{s:?}: expected e.g. 90s, 2m or 1h")),
-    };
-    Ok(std::time::Duration::from_secs(secs))
+    if !s.is_empty() && s.chars().all(|c| c.is_ascii_digit()) {
+        let secs = s
+            .parse()
+            .map_err(|_| format!("{s:?}: expected e.g. 90s, 2m or 1h"))?;
+        return Ok(std::time::Duration::from_secs(secs));
+    }
+    crate::api::parse_duration(s).ok_or_else(|| format!("{s:?}: expected e.g. 90s, 2m or 1h"))
 }
 
 /// The field manager of the annotation `tumbler rollback` sets (and of the controller's
